@@ -1,0 +1,270 @@
+"""Load the torch model under test: hub id, local Hugging Face directory, TorchScript ``.pt``, or
+a seeded random-weight *shape twin* built from a ``config.json`` (only when asked).
+
+Every loaded model carries ``weights`` = "real" or "random", and every result it touches repeats
+that label: a random-weight model measures speed and conversion, never accuracy.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import DEFAULT_MODEL_ID
+from .errors import AssetMissingError, InputFileError
+from .fileio import sha256_file, sha256_json
+
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+OUTPUT_NAMES = ("start_logits", "end_logits")
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript")
+
+#: The tiny profile: ALBERT's architecture at toy size, for fast tests and the offline self-test.
+TINY_CONFIG = {
+    "architectures": ["AlbertForQuestionAnswering"],
+    "model_type": "albert",
+    "vocab_size": 1000,
+    "embedding_size": 32,
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_hidden_groups": 1,
+    "num_attention_heads": 4,
+    "intermediate_size": 128,
+    "inner_group_num": 1,
+    "hidden_act": "gelu_new",
+    "hidden_dropout_prob": 0.0,
+    "attention_probs_dropout_prob": 0.0,
+    "max_position_embeddings": 512,
+    "type_vocab_size": 2,
+    "initializer_range": 0.02,
+    "layer_norm_eps": 1e-12,
+    "pad_token_id": 0,
+    "bos_token_id": 2,
+    "eos_token_id": 3,
+}
+RANDOM_SEED = 0
+
+
+@dataclass
+class LoadedModel:
+    """A QA model as ``module(input_ids, attention_mask, token_type_ids) -> (start, end)``."""
+
+    module: object            # torch.nn.Module (or a TorchScript module)
+    name: str                 # what the user asked for
+    kind: str                 # "hub" | "directory" | "torchscript" | "random" | "tiny"
+    weights: str              # "real" | "random"
+    source_sha256: str        # hash of the weights (or of config + seed for random weights)
+    config: dict = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return "random weights" if self.weights == "random" else "real weights"
+
+    def describe(self) -> dict:
+        return {"model": self.name, "kind": self.kind, "weights": self.weights, "label": self.label,
+                "source_sha256": self.source_sha256,
+                "layers": self.config.get("num_hidden_layers"), "hidden_size": self.config.get("hidden_size")}
+
+
+def _qa_wrapper():
+    import torch
+
+    class AlbertQA(torch.nn.Module):
+        """Hugging Face AlbertForQuestionAnswering with the plain tensor interface of the engine."""
+
+        def __init__(self, hf_model):
+            super().__init__()
+            self.hf = hf_model
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            out = self.hf(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                          return_dict=True)
+            return out.start_logits, out.end_logits
+
+    return AlbertQA
+
+
+def wrap_hf(hf_model):
+    hf_model.eval()
+    return _qa_wrapper()(hf_model).eval()
+
+
+def _read_config(path: Path) -> dict:
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputFileError(path, f"cannot read model config ({exc})") from None
+    if not isinstance(cfg, dict) or cfg.get("model_type") != "albert":
+        raise InputFileError(path, "not an ALBERT config.json (model_type must be 'albert')")
+    return cfg
+
+
+def random_twin(config: dict, seed: int = RANDOM_SEED, attn_implementation: str = "eager"):
+    """The architecture of ``config`` with seeded random weights (the *shape twin*)."""
+    import torch
+    from transformers import AlbertConfig, AlbertForQuestionAnswering
+
+    cfg = AlbertConfig(**{k: v for k, v in config.items() if k != "architectures"})
+    cfg._attn_implementation = attn_implementation
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        hf = AlbertForQuestionAnswering(cfg)
+    return wrap_hf(hf)
+
+
+def is_offline() -> bool:
+    return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "ALBERT_IXRT_OFFLINE"))
+
+
+def load_model(spec: str | os.PathLike = DEFAULT_MODEL_ID, *, random_weights: bool = False,
+               attn_implementation: str = "eager", offline: bool | None = None) -> LoadedModel:
+    """Resolve ``spec`` (hub id, directory, TorchScript file, config.json, or "tiny") to a model.
+
+    ``attn_implementation="eager"`` by default: it is what exports to ONNX in the pattern that
+    onnxruntime's transformer optimizer fuses into Attention; results match "sdpa".
+    """
+    spec_str = str(spec)
+    path = Path(spec_str)
+    if spec_str == "tiny":
+        twin = random_twin(TINY_CONFIG, attn_implementation=attn_implementation)
+        return LoadedModel(twin, "tiny", "tiny", "random", sha256_json([TINY_CONFIG, RANDOM_SEED]), dict(TINY_CONFIG))
+    if path.suffix in TORCHSCRIPT_SUFFIXES:
+        return load_torchscript(path)
+    if path.name == "config.json" or path.suffix == ".json":
+        if not path.is_file():
+            raise AssetMissingError(f"model config not found: {path}")
+        cfg = _read_config(path)
+        if not random_weights:
+            raise AssetMissingError(
+                f"{path} describes the architecture only and holds no weights; pass --random-weights to build "
+                "the seeded shape twin (speed and conversion only, never accuracy), or give a model directory.")
+        return LoadedModel(random_twin(cfg, attn_implementation=attn_implementation), spec_str, "random", "random",
+                           sha256_json([cfg, RANDOM_SEED]), cfg)
+    if path.is_dir():
+        return _load_directory(path, random_weights, attn_implementation)
+    if path.exists() or spec_str.startswith((".", "/")) or spec_str.count("/") != 1:
+        raise AssetMissingError(
+            f"model {spec_str!r} is neither a hub id (owner/name), a model directory, a TorchScript file "
+            f"({', '.join(TORCHSCRIPT_SUFFIXES)}) nor a config.json")
+    return _load_hub(spec_str, random_weights, attn_implementation, is_offline() if offline is None else offline)
+
+
+def _load_directory(path: Path, random_weights: bool, attn_implementation: str) -> LoadedModel:
+    cfg_path = path / "config.json"
+    if not cfg_path.is_file():
+        raise AssetMissingError(f"model directory {path} has no config.json; a Hugging Face model directory "
+                                f"needs config.json and one of {', '.join(WEIGHT_FILES)}")
+    cfg = _read_config(cfg_path)
+    weights = [path / w for w in WEIGHT_FILES if (path / w).is_file()]
+    if random_weights:
+        return LoadedModel(random_twin(cfg, attn_implementation=attn_implementation), str(path), "random", "random",
+                           sha256_json([cfg, RANDOM_SEED]), cfg)
+    if not weights:
+        raise AssetMissingError(
+            f"model directory {path} has config.json but no weights ({' or '.join(WEIGHT_FILES)}); copy the "
+            f"checkpoint there (e.g. `huggingface-cli download {DEFAULT_MODEL_ID} --local-dir {path}`), or pass "
+            "--random-weights for the shape twin")
+    from transformers import AlbertForQuestionAnswering
+
+    try:
+        hf = AlbertForQuestionAnswering.from_pretrained(str(path), attn_implementation=attn_implementation)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise InputFileError(weights[0], f"cannot load the weights ({str(exc).splitlines()[0]})") from None
+    return LoadedModel(wrap_hf(hf), str(path), "directory", "real", sha256_file(weights[0]), cfg)
+
+
+def _load_hub(model_id: str, random_weights: bool, attn_implementation: str, offline: bool) -> LoadedModel:
+    if random_weights:
+        raise AssetMissingError("--random-weights needs a config.json or a model directory, not a hub id "
+                                f"({model_id!r}); e.g. --model ../shared/data/albert-base-v2/config.json")
+    from transformers import AlbertForQuestionAnswering
+
+    try:
+        hf = AlbertForQuestionAnswering.from_pretrained(model_id, attn_implementation=attn_implementation,
+                                                        local_files_only=offline)
+    except OSError as exc:
+        raise AssetMissingError(
+            f"could not load {model_id!r} from the Hugging Face hub or its local cache "
+            f"({'offline mode' if offline else 'no connection or no such model'}: {str(exc).splitlines()[0]}). "
+            f"On a machine with internet: `huggingface-cli download {model_id} --local-dir DIR`, then pass "
+            "--model DIR (or set ALBERT_IXRT_MODEL=DIR).") from None
+    weights = _hub_weight_file(hf)
+    return LoadedModel(wrap_hf(hf), model_id, "hub", "real", sha256_file(weights) if weights else "unknown",
+                       hf.config.to_dict())
+
+
+def _hub_weight_file(hf) -> Path | None:
+    name = getattr(hf, "name_or_path", None) or getattr(hf.config, "_name_or_path", "")
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        for w in WEIGHT_FILES:
+            found = try_to_load_from_cache(name, w)
+            if isinstance(found, str):
+                return Path(found)
+    except Exception:  # the hash is informational; a cache layout change must not break loading
+        return None
+    return None
+
+
+def load_torchscript(path: Path) -> LoadedModel:
+    """A TorchScript file in ByteMLPerf's form: inputs (input_ids, attention_mask, token_type_ids),
+    outputs (start_logits, end_logits).  Loaded only from an explicit path; checked by a dry run."""
+    import torch
+
+    if not path.is_file():
+        raise AssetMissingError(f"TorchScript model not found: {path}")
+    try:
+        module = torch.jit.load(str(path), map_location="cpu")
+    except (RuntimeError, ValueError) as exc:
+        raise InputFileError(path, f"not a loadable TorchScript archive ({str(exc).splitlines()[0]})") from None
+    module.eval()
+    check_qa_module(module, path)
+    return LoadedModel(TorchScriptQA(module), str(path), "torchscript", "real", sha256_file(path), {})
+
+
+class TorchScriptQA:
+    """Adapts a TorchScript QA module's outputs (tuple, list or dict) to (start, end)."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def __call__(self, input_ids, attention_mask, token_type_ids):
+        return split_qa_outputs(self.module(input_ids, attention_mask, token_type_ids))
+
+    def eval(self):
+        self.module.eval()
+        return self
+
+    def to(self, *args, **kwargs):
+        self.module.to(*args, **kwargs)
+        return self
+
+
+def split_qa_outputs(out):
+    if isinstance(out, dict):
+        return out["start_logits"], out["end_logits"]
+    if hasattr(out, "start_logits"):
+        return out.start_logits, out.end_logits
+    if isinstance(out, (tuple, list)) and len(out) >= 2:
+        return out[0], out[1]
+    raise TypeError(f"expected (start_logits, end_logits), got {type(out).__name__}")
+
+
+def check_qa_module(module, path: Path, seq: int = 8) -> None:
+    """Dry-run a QA module on a 1x``seq`` batch; a wrong signature becomes one clear error."""
+    import torch
+
+    ids = torch.full((1, seq), 2, dtype=torch.long)
+    feed = (ids, torch.ones_like(ids), torch.zeros_like(ids))
+    try:
+        with torch.inference_mode():
+            start, end = split_qa_outputs(module(*feed))
+    except Exception as exc:  # TorchScript raises many kinds; the user needs the one line below
+        raise InputFileError(path, "TorchScript model does not take (input_ids, attention_mask, token_type_ids) "
+                                   f"int64 [batch, seq] tensors: {str(exc).strip().splitlines()[-1][:200]}") from None
+    for name, t in (("start_logits", start), ("end_logits", end)):
+        if not hasattr(t, "shape") or tuple(t.shape) != (1, seq):
+            raise InputFileError(path, f"TorchScript output {name} has shape {tuple(getattr(t, 'shape', ()))}, "
+                                       f"expected (batch, seq) = (1, {seq})")
