@@ -169,7 +169,7 @@ def _load_directory(path: Path, random_weights: bool, attn_implementation: str) 
 
     try:
         hf = AlbertForQuestionAnswering.from_pretrained(str(path), attn_implementation=attn_implementation)
-    except (OSError, ValueError, RuntimeError) as exc:
+    except Exception as exc:  # safetensors, torch and transformers each raise their own error types
         raise InputFileError(weights[0], f"cannot load the weights ({str(exc).splitlines()[0]})") from None
     return LoadedModel(wrap_hf(hf), str(path), "directory", "real", sha256_file(weights[0]), cfg)
 

@@ -1,0 +1,46 @@
+"""``albert-ixrt``: a thin command line.  Each sub-command lives in ``albert_ixrt.commands.<name>``
+(``add_arguments(parser)`` and ``run(args) -> exit code``); this file only dispatches and turns
+user-facing errors into one line on stderr (exit 2) instead of a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import AlbertIxrtError
+
+#: Sub-commands in pipeline order: data -> model -> export -> engine -> run -> score -> report.
+COMMANDS = ("features", "convert", "evaluate", "score", "bench", "loadgen", "report", "run")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="albert-ixrt", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            mod = importlib.import_module(f"{__package__}.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"{__package__}.commands.{name}":
+                continue  # command not built yet
+            raise
+        p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except AlbertIxrtError as exc:
+        print(f"albert-ixrt {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"albert-ixrt {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

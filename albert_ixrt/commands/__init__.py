@@ -1,0 +1,34 @@
+"""Sub-commands of ``albert-ixrt``, one module each, plus the argument groups they share."""
+from __future__ import annotations
+
+import argparse
+
+from ..config import DEFAULT_SQUAD
+
+
+def add_model_args(p: argparse.ArgumentParser, default: str | None = None) -> None:
+    p.add_argument("--model", default=default, help="hub id, Hugging Face directory, TorchScript .pt, "
+                   "a config.json (with --random-weights), or 'tiny'")
+    p.add_argument("--random-weights", action="store_true",
+                   help="build the seeded random-weight shape twin (speed/conversion only, never accuracy)")
+
+
+def add_squad_args(p: argparse.ArgumentParser, required: bool = False) -> None:
+    p.add_argument("--squad", required=required, help="SQuAD v1.1 JSON (default: the official dev set)")
+    p.add_argument("--tokenizer", help="spiece.model or a model directory holding one")
+    p.add_argument("--max-seq-length", type=int, default=DEFAULT_SQUAD.max_seq_length)
+    p.add_argument("--doc-stride", type=int, default=DEFAULT_SQUAD.doc_stride)
+    p.add_argument("--max-query-length", type=int, default=DEFAULT_SQUAD.max_query_length)
+
+
+def squad_settings(args):
+    from ..config import SquadSettings
+
+    return SquadSettings(max_seq_length=args.max_seq_length, doc_stride=args.doc_stride,
+                         max_query_length=args.max_query_length)
+
+
+def load_model_arg(args):
+    from ..model import load_model
+
+    return load_model(args.model, random_weights=args.random_weights)

@@ -1,0 +1,46 @@
+"""``albert-ixrt evaluate``: SQuAD v1.1 dev evaluation of one runner; writes predictions.json and
+metrics.json (official and ByteMLPerf-compatible figures, labelled)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from . import add_model_args, add_squad_args, load_model_arg, squad_settings
+
+HELP = "evaluate a model on SQuAD v1.1: writes predictions.json and metrics.json"
+
+
+def add_arguments(p):
+    add_model_args(p, default="madlag/albert-base-v2-squad")
+    add_squad_args(p)
+    p.add_argument("--backend", default="torch", help="torch, onnxruntime, tensorrt, ixrt")
+    p.add_argument("--precision", default="fp32", help="fp32, fp16, bf16, int8 (what the backend supports)")
+    p.add_argument("--onnx", help="ONNX file for ONNX-based backends (default: convert --model)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--limit", type=int, help="only the first K questions")
+    p.add_argument("--no-bucket", action="store_true", help="pad every feature to max-seq-length (slower)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run(args) -> int:
+    from .. import assets
+    from ..evaluate import evaluate
+    from ..pipeline import check_vocab, make_runner, prepare_data, resolve_tokenizer
+    from ..tokenizer import AlbertTokenizer
+
+    model = load_model_arg(args)
+    tok = AlbertTokenizer(resolve_tokenizer(model, args.tokenizer))
+    check_vocab(tok, model)
+    examples, features = prepare_data(assets.squad_dev_path(args.squad), tok, squad_settings(args), args.limit,
+                                      progress=not args.quiet)
+    with make_runner(args.backend, model, args.precision, args.onnx) as runner:
+        result = evaluate(runner, examples, features, batch_size=args.batch_size, bucket=not args.no_bucket,
+                          settings=squad_settings(args), progress=not args.quiet, model_info=model.describe())
+    pred, met = result.write(Path(args.out))
+    s = result.scores
+    print(f"{model.label}: {s.questions} questions, {s.features} features, {result.features_per_second:.1f} features/s")
+    print(f"official SQuAD v1.1:   EM {s.exact_match:.2f}  F1 {s.f1:.2f}")
+    print(f"ByteMLPerf-compatible: EM {s.bytemlperf_exact_match:.2f}  F1 {s.bytemlperf_f1:.2f}")
+    print(json.dumps({"predictions": str(pred), "metrics": str(met)}))
+    return 0

@@ -1,0 +1,169 @@
+"""The acceptance run, step by step: load -> (convert) -> evaluate -> report.
+
+Each step is a small function the commands and the tests share; ``run_acceptance`` strings them
+together for ``albert-ixrt run`` and writes ``report.json`` + ``report.md``.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from . import assets
+from .config import DEFAULT_MODEL_ID, DEFAULT_SQUAD, SquadSettings
+from .errors import AlbertIxrtError, InputFileError
+from .fileio import write_json_atomic, write_text_atomic
+from .model import LoadedModel, load_model
+from .squad.data import Example, load_squad
+from .squad.features import Feature, build_features
+from .tokenizer import AlbertTokenizer
+
+
+def resolve_tokenizer(model: LoadedModel, option: str | None) -> Path:
+    """The tokenizer that belongs to ``model``: explicit option, the model directory's own
+    spiece.model, the self-test model for the tiny profile, else the shared/default lookup."""
+    if option:
+        return assets.tokenizer_path(option)
+    if model.kind == "tiny":
+        from .selftest import selftest_spiece
+
+        return selftest_spiece()
+    own = Path(model.name) / "spiece.model"
+    if model.kind == "directory" and own.is_file():
+        return own
+    return assets.tokenizer_path(None)
+
+
+def check_vocab(tokenizer: AlbertTokenizer, model: LoadedModel) -> None:
+    vocab = model.config.get("vocab_size")
+    if vocab and tokenizer.vocab_size > vocab:
+        raise InputFileError(tokenizer.path, f"tokenizer has {tokenizer.vocab_size} pieces but model {model.name} "
+                                             f"embeds only {vocab}: they do not belong together")
+
+
+def prepare_data(squad: str | Path, tokenizer: AlbertTokenizer, settings: SquadSettings = DEFAULT_SQUAD,
+                 limit: int | None = None, progress: bool = True) -> tuple[list[Example], list[Feature]]:
+    examples = load_squad(squad)
+    if limit is not None:
+        if limit < 1:
+            raise AlbertIxrtError(f"--limit must be >= 1, got {limit}")
+        examples = examples[:limit]
+    return examples, build_features(examples, tokenizer, settings, progress=progress)
+
+
+def make_runner(backend: str, model: LoadedModel | None, precision: str, onnx: str | Path | None = None, **kw):
+    """A runner for ``backend``; ONNX-based backends take ``onnx`` (or convert ``model`` first)."""
+    from .runners import create_runner
+
+    if backend == "torch":
+        return create_runner("torch", model=model, precision=precision, **kw)
+    if onnx is None:
+        if model is None:
+            raise AlbertIxrtError(f"backend {backend} needs --onnx or --model")
+        onnx = convert_for_backend(model, precision)
+    return create_runner(backend, onnx_path=str(onnx), precision=precision, **kw)
+
+
+def convert_for_backend(model: LoadedModel, precision: str) -> Path:
+    """Convert ``model`` (cached by content hash) and pick the graph a backend should load."""
+    from .export import convert, graph_for_precision
+
+    out = assets.CACHE_DIR / "onnx" / model.source_sha256[:16]
+    manifest = convert(model, out, progress=True)
+    return graph_for_precision(manifest, out, precision)
+
+
+@dataclass
+class Step:
+    name: str
+    status: str          # "ok" | "failed" | "skipped"
+    seconds: float
+    detail: dict = field(default_factory=dict)
+
+
+def run_acceptance(*, profile: str = "real", model_spec: str | None = None, random_weights: bool = False,
+                   squad: str | None = None, tokenizer: str | None = None, backend: str = "torch",
+                   precision: str = "fp32", batch_size: int = 8, limit: int | None = None,
+                   out_dir: str | Path = "results", progress: bool = True) -> dict:
+    """Run the acceptance pipeline and write report.json / report.md into ``out_dir``."""
+    out_dir = Path(out_dir)
+    steps: list[Step] = []
+    tiny = profile == "tiny"
+
+    t = time.perf_counter()
+    model = load_model("tiny" if tiny else (model_spec or DEFAULT_MODEL_ID), random_weights=random_weights)
+    tok = AlbertTokenizer(resolve_tokenizer(model, tokenizer))
+    check_vocab(tok, model)
+    if tiny:
+        from .selftest import squad_sample_path
+
+        squad_path = Path(squad) if squad else squad_sample_path()
+    else:
+        squad_path = assets.squad_dev_path(squad)
+    steps.append(Step("load", "ok", time.perf_counter() - t, {**model.describe(), "tokenizer": str(tok.path),
+                                                              "squad": str(squad_path)}))
+
+    t = time.perf_counter()
+    examples, features = prepare_data(squad_path, tok, DEFAULT_SQUAD, limit, progress)
+    steps.append(Step("features", "ok", time.perf_counter() - t,
+                      {"examples": len(examples), "features": len(features)}))
+
+    from .evaluate import evaluate
+
+    t = time.perf_counter()
+    with make_runner(backend, model, precision) as runner:
+        result = evaluate(runner, examples, features, batch_size=batch_size, progress=progress,
+                          model_info=model.describe())
+    result.write(out_dir)
+    steps.append(Step("evaluate", "ok", time.perf_counter() - t, {
+        "scores": result.scores.as_dict(), "features_per_second": round(result.features_per_second, 2),
+        "runner": result.runner}))
+
+    report = {"profile": profile, "label": label_for(model, tiny), "model": model.describe(),
+              "squad": str(squad_path), "steps": [s.__dict__ for s in steps]}
+    write_json_atomic(out_dir / "report.json", report)
+    write_text_atomic(out_dir / "report.md", render_markdown(report, result))
+    return report
+
+
+def label_for(model: LoadedModel, tiny: bool) -> str:
+    if tiny:
+        from .selftest import SELFTEST_LABEL
+
+        return SELFTEST_LABEL
+    return "random weights: conversion and speed only, not accuracy" if model.weights == "random" else "real weights"
+
+
+def render_markdown(report: dict, result) -> str:
+    s = result.scores
+    lines = [
+        f"# albert-ixrt acceptance run ({report['profile']})", "",
+        f"**{report['label']}**", "",
+        f"- model: `{report['model']['model']}` ({report['model']['weights']} weights)",
+        f"- data: `{report['squad']}` ({s.questions} questions, {s.features} features)",
+        f"- runner: {result.runner}", "",
+        "| step | status | seconds |", "|---|---|---|",
+        *[f"| {st['name']} | {st['status']} | {st['seconds']:.1f} |" for st in report["steps"]], "",
+        "| metric | Exact Match | F1 |", "|---|---|---|",
+        f"| official SQuAD v1.1 (mean over {s.questions} questions) | {s.exact_match:.2f} | {s.f1:.2f} |",
+        f"| ByteMLPerf-compatible (sums / {s.features} features) | {s.bytemlperf_exact_match:.2f} | "
+        f"{s.bytemlperf_f1:.2f} |", "",
+    ]
+    return "\n".join(lines)
+
+
+def summarize(report: dict) -> str:
+    """One screenful for the terminal."""
+    ev = next(st for st in report["steps"] if st["name"] == "evaluate")
+    sc = ev["detail"]["scores"]
+    rows = [f"{report['label']}",
+            *[f"  {st['name']:<9} {st['status']:<7} {st['seconds']:7.1f} s" for st in report["steps"]],
+            f"  official SQuAD v1.1:   EM {sc['exact_match']:6.2f}  F1 {sc['f1']:6.2f}  ({sc['questions']} questions)",
+            f"  ByteMLPerf-compatible: EM {sc['bytemlperf_exact_match']:6.2f}  F1 {sc['bytemlperf_f1']:6.2f}  "
+            f"({sc['features']} features)"]
+    return "\n".join(rows)
+
+
+def examples_of(features: Sequence[Feature]) -> int:
+    return len({f.example_index for f in features})

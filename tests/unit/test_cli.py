@@ -1,0 +1,63 @@
+"""The command-line contract other checks depend on."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from albert_ixrt.cli import main
+
+
+def test_features_prints_examples_and_features(squad_path, tokenizer_path, capsys, tmp_path):
+    # A 3-article slice of the dev set keeps this fast; the full count is checked in tests/accuracy.
+    doc = json.loads(squad_path.read_text(encoding="utf-8"))
+    doc["data"] = doc["data"][:1]
+    small = tmp_path / "one_article.json"
+    small.write_text(json.dumps(doc), encoding="utf-8")
+    assert main(["features", "--squad", str(small), "--tokenizer", str(tokenizer_path)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["examples"] == sum(len(p["qas"]) for p in doc["data"][0]["paragraphs"])
+    assert out["features"] >= out["examples"]
+    assert main(["features", "--squad", str(small), "--tokenizer", str(tokenizer_path), "--max-seq-length", "64",
+                 "--doc-stride", "32", "--max-query-length", "16"]) == 0
+    assert json.loads(capsys.readouterr().out)["features"] > out["features"]
+
+
+def test_evaluate_on_the_shape_twin_writes_labelled_files(twin_config_path, squad_path, tmp_path, capsys):
+    rc = main(["evaluate", "--model", str(twin_config_path), "--random-weights", "--squad", str(squad_path),
+               "--backend", "torch", "--precision", "fp32", "--batch-size", "4", "--limit", "3",
+               "--out", str(tmp_path), "--quiet"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert out.startswith("random weights:")
+    assert "official SQuAD v1.1" in out and "ByteMLPerf-compatible" in out
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["model"]["weights"] == "random" and metrics["scores"]["questions"] == 3
+    assert len(json.loads((tmp_path / "predictions.json").read_text())) == 3
+
+
+def test_errors_are_one_line_without_traceback(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    cases = [
+        (["score", "--squad", str(tmp_path / "missing.json"), "--predictions", "x"], "missing.json: file not found"),
+        (["evaluate", "--model", "/nope/config.json", "--out", str(tmp_path)], "model config not found"),
+        (["evaluate", "--model", "madlag/albert-base-v2-squad", "--out", str(tmp_path), "--limit", "1"],
+         "huggingface-cli download"),
+    ]
+    for argv, needle in cases:
+        p = subprocess.run([sys.executable, "-m", "albert_ixrt.cli", *argv], capture_output=True, text=True, env=env,
+                           timeout=120)
+        assert p.returncode == 2, p.stderr
+        assert needle in p.stderr and "Traceback" not in p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+@pytest.mark.slow
+def test_run_tiny_profile_end_to_end(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "albert_ixrt.cli", "run", "--profile", "tiny", "--out", str(tmp_path),
+                        "--quiet"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "self-test" in p.stdout and "official SQuAD v1.1" in p.stdout
+    for name in ("report.md", "report.json", "predictions.json", "metrics.json"):
+        assert (tmp_path / name).is_file()

@@ -1,0 +1,49 @@
+"""Evaluation plumbing: length bucketing changes the work, not the answers; files and labels."""
+import json
+
+import numpy as np
+
+from albert_ixrt.evaluate import evaluate, plan_batches, run_features
+from albert_ixrt.runners import create_runner
+from albert_ixrt.squad.features import build_features
+
+
+def test_plan_batches_covers_every_feature_once(dev_features):
+    feats = dev_features[:50]
+    for bucket in (True, False):
+        plan = plan_batches(feats, 8, bucket)
+        seen = [i for idx, _ in plan for i in idx]
+        assert sorted(seen) == list(range(50))
+        for idx, seq in plan:
+            assert seq >= max(feats[i].length for i in idx) and seq <= 384
+            assert bucket or seq == 384
+
+
+def test_bucketing_gives_identical_predictions(tiny_model, dev_examples):
+    from albert_ixrt.pipeline import resolve_tokenizer
+    from albert_ixrt.tokenizer import AlbertTokenizer
+
+    tok = AlbertTokenizer(resolve_tokenizer(tiny_model, None))   # the tiny model's own vocabulary
+    examples = dev_examples[:60]
+    features = build_features(examples, tok)
+    runner = create_runner("torch", model=tiny_model, device="cpu")
+    a = evaluate(runner, examples, features, batch_size=8, bucket=True, progress=False)
+    b = evaluate(runner, examples, features, batch_size=8, bucket=False, progress=False)
+    assert a.predictions == b.predictions
+    la = run_features(runner, features[:10], 4, True, False)
+    lb = run_features(runner, features[:10], 4, False, False)
+    for (s1, _), (s2, _), f in zip(la, lb, features[:10]):
+        np.testing.assert_allclose(s1[: f.length], s2[: f.length], atol=1e-4)
+
+
+def test_metrics_json_is_labelled_for_random_weights(tiny_model, tmp_path):
+    from albert_ixrt.pipeline import run_acceptance
+
+    report = run_acceptance(profile="tiny", out_dir=tmp_path, progress=False)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert "random weights" in metrics["warning"]
+    assert set(metrics["scores"]) >= {"exact_match", "f1", "bytemlperf_exact_match", "bytemlperf_f1", "labels"}
+    assert "self-test" in report["label"] and "self-test" in (tmp_path / "report.md").read_text()
+    preds = json.loads((tmp_path / "predictions.json").read_text())
+    assert len(preds) == metrics["scores"]["questions"] == 12
+    assert not list(tmp_path.glob("*.partial"))

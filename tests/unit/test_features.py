@@ -1,0 +1,110 @@
+"""The reference feature builder on hand-made edge cases (no model needed)."""
+import math
+
+import numpy as np
+import pytest
+
+from albert_ixrt.config import SquadSettings
+from albert_ixrt.squad.data import Answer, Example
+from albert_ixrt.squad.features import (build_features, doc_windows, max_context_flags, split_words,
+                                        tokenize_context)
+
+
+def test_split_words_uses_the_reference_whitespace():
+    words, starts = split_words(" a\tbc\u202fd\u00a0e ")
+    assert words == ["a", "bc", "d\u00a0e"] and starts == [1, 3, 6]   # NBSP is not SQuAD whitespace
+
+
+@pytest.mark.parametrize("n, max_tokens, stride", [(0, 10, 4), (5, 10, 4), (10, 10, 4), (11, 10, 4),
+                                                   (100, 10, 4), (1000, 317, 128), (318, 317, 128)])
+def test_window_count_matches_the_closed_form(n, max_tokens, stride):
+    windows = doc_windows(n, max_tokens, stride)
+    expected = 1 if n <= max_tokens else 1 + math.ceil((n - max_tokens) / stride)
+    assert len(windows) == expected
+    covered = set()
+    for s, length in windows:
+        assert length <= max_tokens
+        covered.update(range(s, s + length))
+    assert covered == set(range(n))          # the windows cover the whole context
+
+
+def test_each_token_has_exactly_one_max_context_window():
+    windows = doc_windows(50, 20, 7)
+    owners = {}
+    for wi, (s, n) in enumerate(windows):
+        for k, flag in enumerate(max_context_flags(windows, wi)):
+            if flag:
+                assert s + k not in owners
+                owners[s + k] = wi
+    assert sorted(owners) == list(range(50))
+
+
+def test_features_layout(albert_tokenizer):
+    ex = Example("q", "Who won?", "The Denver Broncos won the game.", (Answer("Denver Broncos", 4),))
+    (f,) = build_features([ex], albert_tokenizer)
+    n = f.length
+    ids = f.input_ids
+    assert ids[0] == albert_tokenizer.cls_id and ids[n - 1] == albert_tokenizer.sep_id
+    assert ids[f.context_offset - 1] == albert_tokenizer.sep_id
+    assert (ids[n:] == albert_tokenizer.pad_id).all() and f.attention_mask[:n].all() and not f.attention_mask[n:].any()
+    assert not f.token_type_ids[: f.context_offset].any() and f.token_type_ids[f.context_offset:n].all()
+    assert ids.dtype == np.int64 and len(ids) == 384
+    s0 = f.token_spans[f.start_position][0]
+    s1 = f.token_spans[f.end_position][1]
+    assert ex.context[s0:s1] == "Denver Broncos"
+
+
+def test_long_context_spans_several_windows_and_gold_lands_in_the_right_ones(albert_tokenizer):
+    words = [f"w{i}" for i in range(400)]
+    context = " ".join(words)
+    answer = "w390"
+    ex = Example("q", "Where?", context, (Answer(answer, context.index(answer)),))
+    settings = SquadSettings(max_seq_length=64, doc_stride=16)
+    feats = build_features([ex], albert_tokenizer, settings)
+    ctx = tokenize_context(context, albert_tokenizer)
+    max_tokens = 64 - len(albert_tokenizer.encode("Where?")) - 3
+    assert len(feats) == 1 + math.ceil((len(ctx.ids) - max_tokens) / 16)
+    with_gold = [f for f in feats if f.start_position is not None]
+    assert with_gold and all(context[f.token_spans[f.start_position][0]:f.token_spans[f.end_position][1]] == answer
+                             for f in with_gold)
+
+
+def test_answer_at_a_window_boundary(albert_tokenizer):
+    # Put the answer on the last context token of the first window: it is in window 0 but its
+    # maximum context is in a later window.
+    settings = SquadSettings(max_seq_length=32, doc_stride=8)
+    q = "Which?"
+    max_tokens = 32 - len(albert_tokenizer.encode(q)) - 3
+    words = [f"a{i}" for i in range(60)]
+    context = " ".join(words)
+    ctx = tokenize_context(context, albert_tokenizer)
+    last_word = ctx.token_to_word[max_tokens - 1]
+    answer = words[last_word]
+    ex = Example("q", q, context, (Answer(answer, ctx.word_starts[last_word]),))
+    feats = build_features([ex], albert_tokenizer, settings)
+    g = ctx.token_to_word.index(last_word)           # the answer's first token
+    assert g <= max_tokens - 1                         # ...lies inside window 0
+    assert not feats[0].token_is_max_context[feats[0].context_offset + g]
+    owners = [f for f in feats if f.start_position is not None and f.token_is_max_context[f.start_position]]
+    assert len(owners) == 1 and owners[0].doc_span_index > 0
+
+
+def test_question_longer_than_max_query_length_is_truncated(albert_tokenizer):
+    q = " ".join(["why"] * 100)
+    ex = Example("q", q, "short context", ())
+    (f,) = build_features([ex], albert_tokenizer, SquadSettings(max_query_length=64))
+    assert f.context_offset == 64 + 2
+
+
+def test_empty_context_gets_one_empty_window(albert_tokenizer):
+    (f,) = build_features([Example("q", "What?", "", ())], albert_tokenizer)
+    assert f.token_spans == {} and f.length == f.context_offset + 1
+
+
+def test_unicode_and_punctuation_only_answers(albert_tokenizer):
+    context = "Le café coûte 3,50 € — «très» cher !!! Zoë."
+    for answer in ["café", "3,50 €", "«très»", "!!!", "Zoë"]:
+        ex = Example("q", "Quoi?", context, (Answer(answer, context.index(answer)),))
+        (f,) = build_features([ex], albert_tokenizer)
+        got = context[f.token_spans[f.start_position][0]:f.token_spans[f.end_position][1]]
+        assert got == answer

@@ -1,0 +1,83 @@
+"""n-best post-processing on hand-made logits (no model needed)."""
+import numpy as np
+
+from albert_ixrt.config import SquadSettings
+from albert_ixrt.squad.data import Answer, Example
+from albert_ixrt.squad.features import build_features
+from albert_ixrt.squad.postprocess import best_answers, oracle_logits, predictions_from_logits, top_indices
+
+
+def _logits(n, start=None, end=None, value=5.0):
+    s = np.zeros(n, np.float32)
+    e = np.zeros(n, np.float32)
+    if start is not None:
+        s[start] = value
+        e[end] = value
+    return s, e
+
+
+def test_top_indices_largest_first_and_stable():
+    assert top_indices(np.array([1, 3, 3, 2]), 3) == [1, 2, 3]
+
+
+def test_span_text_comes_from_the_original_context(albert_tokenizer):
+    context = "The ``Zoë’s café'' opened in 1,999, in São Paulo."
+    ex = Example("q", "Which?", context, (Answer("São Paulo", context.index("São Paulo")),))
+    (f,) = build_features([ex], albert_tokenizer)
+    preds = predictions_from_logits([ex], [f], [oracle_logits(f)])
+    assert preds == {"q": "São Paulo"}     # accents and original characters kept
+
+
+def test_invalid_spans_are_rejected(albert_tokenizer):
+    context = " ".join(f"w{i}" for i in range(60))
+    ex = Example("q", "?", context, ())
+    (f,) = build_features([ex], albert_tokenizer)
+    n = len(f.input_ids)
+    o = f.context_offset
+    # end before start, question tokens, beyond the length, too long: all invalid -> ""
+    for s, e in [(o + 5, o + 2), (1, 1), (f.length + 3, f.length + 3), (o, o + 40)]:
+        got = best_answers(ex, [f], [_logits(n, s, e)], SquadSettings(n_best_size=1, max_answer_length=30))
+        assert got == [] or got[0].start != s or got[0].end != e
+    # a valid one wins
+    (best, *_) = best_answers(ex, [f], [_logits(n, o + 3, o + 4)])
+    assert (best.start, best.end) == (o + 3, o + 4)
+
+
+def test_max_answer_length_is_in_tokens(albert_tokenizer):
+    context = " ".join(["alpha"] * 50)
+    ex = Example("q", "?", context, ())
+    (f,) = build_features([ex], albert_tokenizer)
+    n, o = len(f.input_ids), f.context_offset
+    assert best_answers(ex, [f], [_logits(n, o, o + 29)], SquadSettings(n_best_size=1))[0].end == o + 29
+    got = best_answers(ex, [f], [_logits(n, o, o + 30)], SquadSettings(n_best_size=1))
+    assert all(c.end - c.start + 1 <= 30 for c in got)
+
+
+def test_nbest_texts_are_distinct_and_sorted(albert_tokenizer):
+    context = "red red red blue"
+    ex = Example("q", "?", context, ())
+    (f,) = build_features([ex], albert_tokenizer)
+    rng = np.random.default_rng(0)
+    s, e = rng.normal(size=(2, len(f.input_ids))).astype(np.float32)
+    nbest = best_answers(ex, [f], [(s, e)])
+    texts = [c.text for c in nbest]
+    assert len(texts) == len(set(texts))
+    scores = [c.score for c in nbest]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_answer_in_a_later_window_wins_through_max_context(albert_tokenizer):
+    words = [f"z{i}" for i in range(300)]
+    context = " ".join(words)
+    answer = "z250"
+    ex = Example("q", "?", context, (Answer(answer, context.index(answer)),))
+    feats = build_features([ex], albert_tokenizer, SquadSettings(max_seq_length=128, doc_stride=32))
+    assert len(feats) > 2
+    preds = predictions_from_logits([ex], feats, [oracle_logits(f) for f in feats])
+    assert preds["q"] == answer
+
+
+def test_missing_features_give_an_empty_prediction(albert_tokenizer):
+    ex = Example("q", "?", "", ())
+    (f,) = build_features([ex], albert_tokenizer)
+    assert predictions_from_logits([ex], [f], [oracle_logits(f)]) == {"q": ""}
