@@ -38,15 +38,15 @@ class Piece:
     end: int
 
 
-def preprocess_with_map(text: str, lower: bool = True) -> tuple[str, list[int]]:
-    """ALBERT's ``preprocess_text`` that also returns, for every output character, the index of
-    the input character it came from.
+def preprocess_with_map(text: str, lower: bool = True) -> tuple[str, list[tuple[int, int]]]:
+    """ALBERT's ``preprocess_text`` that also returns, for every output character, the span
+    [start, end) of input characters it came from (two for a merged `` or '', else one).
 
     Per-character NFKD followed by dropping combining marks equals the whole-string version
     (canonical reordering only moves combining marks, which are dropped).
     """
     # 1. collapse whitespace (str.split semantics, as the reference uses).
-    chars: list[tuple[str, int]] = []
+    chars: list[tuple[str, int, int]] = []
     pending_space = -1
     for i, c in enumerate(text):
         if c.isspace():
@@ -54,34 +54,34 @@ def preprocess_with_map(text: str, lower: bool = True) -> tuple[str, list[int]]:
                 pending_space = i
             continue
         if pending_space >= 0:
-            chars.append((" ", pending_space))
+            chars.append((" ", pending_space, pending_space + 1))
             pending_space = -1
-        chars.append((c, i))
+        chars.append((c, i, i + 1))
     # 2. `` and '' -> "
-    quoted: list[tuple[str, int]] = []
+    quoted: list[tuple[str, int, int]] = []
     k = 0
     while k < len(chars):
-        c, i = chars[k]
+        c, i, j = chars[k]
         if c in "`'" and k + 1 < len(chars) and chars[k + 1][0] == c:
-            quoted.append(('"', i))
+            quoted.append(('"', i, chars[k + 1][2]))
             k += 2
             continue
-        quoted.append((c, i))
+        quoted.append((c, i, j))
         k += 1
     # 3. NFKD without combining marks, 4. lower case.
     out_chars: list[str] = []
-    out_map: list[int] = []
-    for c, i in quoted:
+    out_map: list[tuple[int, int]] = []
+    for c, i, j in quoted:
         for d in unicodedata.normalize("NFKD", c):
             if unicodedata.combining(d):
                 continue
             for e in d.lower() if lower else d:
                 out_chars.append(e)
-                out_map.append(i)
+                out_map.append((i, j))
     out = "".join(out_chars)
     if lower:
         # str.lower() is context-sensitive for one letter (final sigma); keep its answer.
-        whole = "".join(c for c, _ in quoted)
+        whole = "".join(q[0] for q in quoted)
         whole = "".join(d for d in unicodedata.normalize("NFKD", whole) if not unicodedata.combining(d)).lower()
         if whole != out and len(whole) == len(out):
             out = whole
@@ -149,7 +149,8 @@ class AlbertTokenizer:
             pieces.append(Piece(p.id, p.piece, *_orig_span(c0, c1, norm, norm_map)))
         return tuple(pieces)
 
-    def _split_digit_comma(self, piece: str, norm: str, c0: int, c1: int, norm_map: list[int]) -> list[Piece]:
+    def _split_digit_comma(self, piece: str, norm: str, c0: int, c1: int,
+                           norm_map: list[tuple[int, int]]) -> list[Piece]:
         """The reference re-encodes ``piece[:-1]`` (without '▁') and appends the comma alone."""
         body = piece[:-1].replace(SPIECE_UNDERLINE, "")
         sub = list(self.sp.encode(body, out_type=str))
@@ -179,11 +180,11 @@ def _byte_to_char_index(text: str) -> list[int]:
     return table
 
 
-def _orig_span(c0: int, c1: int, norm: str, norm_map: list[int]) -> tuple[int, int]:
+def _orig_span(c0: int, c1: int, norm: str, norm_map: list[tuple[int, int]]) -> tuple[int, int]:
     """Span of original characters behind normalised characters [c0, c1), leading space excluded."""
     while c0 < c1 and norm[c0] == " ":
         c0 += 1
     if c0 >= c1:  # a bare '▁' piece: an empty span at the next character
-        at = norm_map[c0] if c0 < len(norm_map) else (norm_map[-1] + 1 if norm_map else 0)
+        at = norm_map[c0][0] if c0 < len(norm_map) else (norm_map[-1][1] if norm_map else 0)
         return at, at
-    return norm_map[c0], norm_map[c1 - 1] + 1
+    return norm_map[c0][0], norm_map[c1 - 1][1]
