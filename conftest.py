@@ -39,6 +39,10 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
+    # Under pytest-xdist with several GPUs, each worker gets one (before anything touches CUDA).
+    from albert_ixrt.parallel import pin_worker_gpu
+
+    pin_worker_gpu(os.environ.get("PYTEST_XDIST_WORKER"))
 
 
 def skip_or_fail(request, reason: str, *, strict_option: str) -> None:

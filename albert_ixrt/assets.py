@@ -138,3 +138,26 @@ def fetch(url: str, dest: Path, sha256: str | None, timeout: float = 30.0) -> Pa
 
 
 download = fetch
+
+
+MODEL_FILES = ("config.json", "spiece.model", "model.safetensors", "pytorch_model.bin")
+
+
+def fetch_model(model_id: str, dest: str | Path) -> Path:
+    """Download ``model_id``'s config, tokenizer and weights into ``dest`` (a local HF directory),
+    and record each file's sha256 in ``dest/SHA256SUMS`` for later runs to check against."""
+    from huggingface_hub import snapshot_download
+
+    dest = Path(dest)
+    try:
+        snapshot_download(model_id, local_dir=str(dest), allow_patterns=list(MODEL_FILES))
+    except Exception as exc:  # huggingface_hub raises many connection/HTTP error types
+        raise AssetMissingError(f"cannot download {model_id!r} from the Hugging Face hub "
+                                f"({str(exc).splitlines()[0]}); copy a model directory there by hand") from None
+    have = [dest / f for f in MODEL_FILES if (dest / f).is_file()]
+    if not any(f.name in ("model.safetensors", "pytorch_model.bin") for f in have):
+        raise AssetMissingError(f"{model_id!r} downloaded to {dest} without weights")
+    from .fileio import write_text_atomic
+
+    write_text_atomic(dest / "SHA256SUMS", "".join(f"{sha256_file(f)}  {f.name}\n" for f in have))
+    return dest

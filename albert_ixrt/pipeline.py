@@ -43,12 +43,18 @@ def check_vocab(tokenizer: AlbertTokenizer, model: LoadedModel) -> None:
 
 
 def prepare_data(squad: str | Path, tokenizer: AlbertTokenizer, settings: SquadSettings = DEFAULT_SQUAD,
-                 limit: int | None = None, progress: bool = True) -> tuple[list[Example], list[Feature]]:
+                 limit: int | None = None, progress: bool = True,
+                 shard: tuple[int, int] | None = None) -> tuple[list[Example], list[Feature]]:
+    """Examples (the first ``limit``, then shard ``shard=(index, count)`` of them) and their features."""
+    from .parallel import shard as take_shard
+
     examples = load_squad(squad)
     if limit is not None:
         if limit < 1:
             raise AlbertIxrtError(f"--limit must be >= 1, got {limit}")
         examples = examples[:limit]
+    if shard is not None:
+        examples = take_shard(examples, *shard)
     return examples, build_features(examples, tokenizer, settings, progress=progress)
 
 

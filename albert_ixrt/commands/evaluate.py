@@ -19,24 +19,36 @@ def add_arguments(p):
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--limit", type=int, help="only the first K questions")
     p.add_argument("--no-bucket", action="store_true", help="pad every feature to max-seq-length (slower)")
+    p.add_argument("--shard", help="I/N: evaluate only the I-th of N contiguous slices of the questions "
+                   "(merge the shards with `albert-ixrt merge`)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def run(args) -> int:
     from .. import assets
+    from ..errors import AlbertIxrtError
     from ..evaluate import evaluate
+    from ..parallel import parse_shard
     from ..pipeline import check_vocab, make_runner, prepare_data, resolve_tokenizer
     from ..tokenizer import AlbertTokenizer
 
     model = load_model_arg(args)
     tok = AlbertTokenizer(resolve_tokenizer(model, args.tokenizer))
     check_vocab(tok, model)
+    shard = None
+    if args.shard:
+        try:
+            shard = parse_shard(args.shard)
+        except ValueError as exc:
+            raise AlbertIxrtError(str(exc)) from None
     examples, features = prepare_data(assets.squad_dev_path(args.squad), tok, squad_settings(args), args.limit,
-                                      progress=not args.quiet)
+                                      progress=not args.quiet, shard=shard)
     with make_runner(args.backend, model, args.precision, args.onnx) as runner:
         result = evaluate(runner, examples, features, batch_size=args.batch_size, bucket=not args.no_bucket,
                           settings=squad_settings(args), progress=not args.quiet, model_info=model.describe())
+    if shard is not None:
+        result.settings["shard"] = {"index": shard[0] + 1, "count": shard[1]}
     pred, met = result.write(Path(args.out))
     s = result.scores
     print(f"{model.label}: {s.questions} questions, {s.features} features, {result.features_per_second:.1f} features/s")

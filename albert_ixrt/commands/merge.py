@@ -1,0 +1,29 @@
+"""``albert-ixrt merge``: join the outputs of sharded ``evaluate --shard I/N`` runs into one
+predictions.json + metrics.json, scored on the whole data set."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+HELP = "merge sharded evaluate outputs (predictions.json + metrics.json per directory) and score them"
+
+
+def add_arguments(p):
+    p.add_argument("shards", nargs="+", help="output directories of `evaluate --shard I/N`")
+    p.add_argument("--squad", help="the SQuAD file the shards came from (default: the official dev set)")
+    p.add_argument("--limit", type=int, help="the --limit the shards were run with")
+    p.add_argument("--out", required=True)
+
+
+def run(args) -> int:
+    from .. import assets
+    from ..merge import merge_shards
+
+    merged = merge_shards([Path(d) for d in args.shards], assets.squad_dev_path(args.squad), args.limit)
+    pred, met = merged.write(Path(args.out))
+    s = merged.scores
+    print(f"merged {len(args.shards)} shards: {s.questions} questions, {s.features} features")
+    print(f"official SQuAD v1.1:   EM {s.exact_match:.2f}  F1 {s.f1:.2f}")
+    print(f"ByteMLPerf-compatible: EM {s.bytemlperf_exact_match:.2f}  F1 {s.bytemlperf_f1:.2f}")
+    print(json.dumps({"predictions": str(pred), "metrics": str(met)}))
+    return 0
