@@ -170,7 +170,11 @@ def _load_directory(path: Path, random_weights: bool, attn_implementation: str) 
     try:
         hf = AlbertForQuestionAnswering.from_pretrained(str(path), attn_implementation=attn_implementation)
     except Exception as exc:  # safetensors, torch and transformers each raise their own error types
-        raise InputFileError(weights[0], f"cannot load the weights ({str(exc).splitlines()[0]})") from None
+        text = str(exc).splitlines()[0]
+        if "Weights only load failed" in text:
+            raise InputFileError(weights[0], "refused: the pickle holds objects other than tensors (state dicts "
+                                             "are loaded with torch.load(weights_only=True))") from None
+        raise InputFileError(weights[0], f"cannot load the weights ({text})") from None
     return LoadedModel(wrap_hf(hf), str(path), "directory", "real", sha256_file(weights[0]), cfg)
 
 

@@ -105,18 +105,27 @@ def doc_windows(n_tokens: int, max_tokens: int, stride: int) -> list[tuple[int, 
 
 def max_context_flags(windows: Sequence[tuple[int, int]], window_index: int) -> list[bool]:
     """For each token of window ``window_index``: is this the window where it has the most
-    context (min of left and right context, ties broken by a 0.01 * length bonus)?"""
+    context (min of left and right context, ties broken by a 0.01 * length bonus)?
+
+    Window starts and ends both increase, so only the neighbours that overlap are scored (the
+    reference scans every window, which is quadratic on very long contexts).
+    """
     start, length = windows[window_index]
     flags = []
     for pos in range(start, start + length):
         best_score, best_index = None, None
-        for wi, (s, n) in enumerate(windows):
+        lo = window_index
+        while lo > 0 and windows[lo - 1][0] + windows[lo - 1][1] - 1 >= pos:
+            lo -= 1
+        wi = lo
+        while wi < len(windows) and windows[wi][0] <= pos:
+            s, n = windows[wi]
             end = s + n - 1
-            if pos < s or pos > end:
-                continue
-            score = min(pos - s, end - pos) + 0.01 * n
-            if best_score is None or score > best_score:
-                best_score, best_index = score, wi
+            if pos <= end:
+                score = min(pos - s, end - pos) + 0.01 * n
+                if best_score is None or score > best_score:
+                    best_score, best_index = score, wi
+            wi += 1
         flags.append(best_index == window_index)
     return flags
 

@@ -108,3 +108,29 @@ def test_unicode_and_punctuation_only_answers(albert_tokenizer):
         (f,) = build_features([ex], albert_tokenizer)
         got = context[f.token_spans[f.start_position][0]:f.token_spans[f.end_position][1]]
         assert got == answer
+
+
+def test_max_context_flags_match_the_full_scan():
+    """The neighbour-only scan equals the reference's scan over every window."""
+    def reference(windows, wi):
+        start, length = windows[wi]
+        out = []
+        for pos in range(start, start + length):
+            best = max(((min(pos - s, s + n - 1 - pos) + 0.01 * n, -k) for k, (s, n) in enumerate(windows)
+                        if s <= pos <= s + n - 1))
+            out.append(-best[1] == wi)
+        return out
+
+    for n, room, stride in [(50, 20, 7), (1000, 317, 128), (33, 10, 10), (30, 10, 3)]:
+        windows = doc_windows(n, room, stride)
+        assert all(max_context_flags(windows, wi) == reference(windows, wi) for wi in range(len(windows)))
+
+
+def test_overlong_context_stays_fast(albert_tokenizer):
+    import time
+
+    context = " ".join(["word"] * 30000)
+    t = time.perf_counter()
+    feats = build_features([Example("q", "Which word?", context, ())], albert_tokenizer)
+    assert time.perf_counter() - t < 30
+    assert len(feats) == 1 + math.ceil((30000 - (384 - 3 - len(albert_tokenizer.encode("Which word?")))) / 128)

@@ -88,3 +88,18 @@ def test_torchscript_with_wrong_inputs_or_corrupt_file(tmp_path):
 def test_nonsense_spec():
     with pytest.raises(AssetMissingError, match="neither a hub id"):
         load_model("/no/such/thing")
+
+
+def test_state_dict_pickles_are_loaded_weights_only(tmp_path):
+    """A pytorch_model.bin that carries code is refused, and the code never runs."""
+    import os
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'PWNED'}",))
+
+    (tmp_path / "config.json").write_text(json.dumps(TINY_CONFIG))
+    torch.save({"weight": Payload()}, tmp_path / "pytorch_model.bin")
+    with pytest.raises(InputFileError, match="pytorch_model.bin: refused: the pickle holds objects other than tensors"):
+        load_model(tmp_path)
+    assert not (tmp_path / "PWNED").exists()
