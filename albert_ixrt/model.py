@@ -225,7 +225,10 @@ def load_torchscript(path: Path) -> LoadedModel:
         raise InputFileError(path, f"not a loadable TorchScript archive ({str(exc).splitlines()[0]})") from None
     module.eval()
     check_qa_module(module, path)
-    return LoadedModel(TorchScriptQA(module), str(path), "torchscript", "real", sha256_file(path), {})
+    # A TorchScript archive carries no config; one beside it tells the graph fuser the head count.
+    beside = path.parent / "config.json"
+    config = _read_config(beside) if beside.is_file() else {}
+    return LoadedModel(TorchScriptQA(module), str(path), "torchscript", "real", sha256_file(path), config)
 
 
 class TorchScriptQA:

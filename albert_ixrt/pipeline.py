@@ -67,17 +67,21 @@ def make_runner(backend: str, model: LoadedModel | None, precision: str, onnx: s
     if onnx is None:
         if model is None:
             raise AlbertIxrtError(f"backend {backend} needs --onnx or --model")
-        onnx = convert_for_backend(model, precision)
+        onnx = convert_for_backend(model, backend, precision)
     return create_runner(backend, onnx_path=str(onnx), precision=precision, **kw)
 
 
-def convert_for_backend(model: LoadedModel, precision: str) -> Path:
-    """Convert ``model`` (cached by content hash) and pick the graph a backend should load."""
-    from .export import convert, graph_for_precision
+def convert_for_backend(model: LoadedModel, backend: str, precision: str) -> Path:
+    """Convert ``model`` (each stage cached by content hash) and return the graph ``backend``
+    starts from: TensorRT/ixRT the simplified standard-op graph, onnxruntime the fused one."""
+    from .export import ENGINE_INPUTS, convert, stage_paths
 
     out = assets.CACHE_DIR / "onnx" / model.source_sha256[:16]
     manifest = convert(model, out, progress=True)
-    return graph_for_precision(manifest, out, precision)
+    stage = ENGINE_INPUTS.get(f"{backend}-{precision}") or ENGINE_INPUTS.get(backend)
+    if stage is None:
+        raise AlbertIxrtError(f"no ONNX stage is known for backend {backend!r}")
+    return stage_paths(manifest, out)[stage]
 
 
 @dataclass

@@ -1,0 +1,505 @@
+"""PyTorch -> ONNX -> onnxsim -> ORT-fused -> FP16: the conversion pipeline, one cached stage at a time.
+
+Stages and what each output is for:
+
+========== ========================= ==========================================================
+stage      file                      consumer
+========== ========================= ==========================================================
+exported   model.onnx                reference ONNX (TorchScript exporter, opset 17)
+simplified model.sim.onnx            **TensorRT / ixRT input**: standard ONNX ops only, so the
+                                     engine builder does its own fusions (see graph_checks)
+fused      model.fused.onnx          onnxruntime: contrib ops Attention, SkipLayerNormalization,
+                                     FastGelu (not TensorRT-parser ops)
+fp16       model.fused.fp16.onnx     onnxruntime FP16 (int64 inputs and fp32 outputs kept)
+========== ========================= ==========================================================
+
+Every stage is cached: its *cache key* hashes the content of its input (the model's
+``source_sha256`` for the export, the previous stage's file otherwise), its settings and the
+versions of the tools it uses.  A stage is reused when ``manifest.json`` records the same key
+and the file on disk still has the recorded sha256.  Every file is written to a temporary name
+and renamed (``fileio.atomic_path``), and the manifest says ``"complete": false`` until the
+last stage is done, so an interrupted run never leaves something that looks finished.
+"""
+from __future__ import annotations
+
+import collections
+import contextlib
+import datetime
+import hashlib
+import platform
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .errors import AssetMissingError, InputFileError
+from .fileio import atomic_path, sha256_file, sha256_json, write_json_atomic
+from .model import INPUT_NAMES, OUTPUT_NAMES, LoadedModel
+
+#: Bump when a stage's code changes in a way that changes its output (invalidates every cache).
+PIPELINE_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+MANIFEST_SCHEMA = 1
+DEFAULT_OPSET = 17
+
+#: Why the TorchScript exporter: measured with torch 2.13, ``dynamo=False`` exports ALBERT
+#: correctly at opset 17, the highest opset the TensorRT 8.6/10 and ixRT ONNX parsers target
+#: with native LayerNormalization; the dynamo exporter needs opset >= 18 (at 17 it writes
+#: ``Split(num_outputs=...)``, an opset-18 attribute, so the model is invalid) and onnxscript.
+#: onnxruntime's BERT fusion patterns are also written against TorchScript-exported graphs.
+EXPORTER = "torch.onnx.export(dynamo=False)"
+EXPORTER_REASON = ("TorchScript exporter: valid at opset 17 (the dynamo exporter needs opset >= 18 and "
+                   "onnxscript; at 17 it emits an invalid Split(num_outputs)); its graphs match "
+                   "onnxruntime's BERT fusion patterns")
+
+#: onnxsim passes we switch off, and why.  Both keep the simplified graph in the shape the
+#: onnxruntime BERT fuser recognises (MatMul -> Add(bias) -> Reshape -> Transpose per Q/K/V):
+#: * ``fuse_matmul_add_bias_into_gemm_batched`` (onnxsim 0.8 addition) rewrites every rank-3
+#:   MatMul+Add into Reshape-Gemm-Reshape, after which no Attention fuses;
+#: * ``eliminate_nop_with_unit`` deletes ``x + 0``: the random-weight twin's biases are all zero,
+#:   so the bias Adds vanish and again no Attention fuses.  Real biases are non-zero, so for a real
+#:   model the pass would do nothing; keeping it off makes the twin's graph the real model's graph.
+SIMPLIFY_SKIPPED_PASSES = ("fuse_matmul_add_bias_into_gemm_batched", "eliminate_nop_with_unit")
+
+#: onnxruntime transformer-optimizer settings: the pure-python fusions only (opt_level 0), so the
+#: result does not depend on which ORT graph optimisations the installed build has.
+FUSION_MODEL_TYPE = "bert"
+FUSION_OPT_LEVEL = 0
+
+#: Custom-domain ops onnxruntime's fuser may create (reported as "fused ops" in the manifest).
+ORT_CONTRIB_DOMAIN = "com.microsoft"
+
+STAGE_FILES = {
+    "exported": "model.onnx",
+    "simplified": "model.sim.onnx",
+    "fused": "model.fused.onnx",
+    "fp16": "model.fused.fp16.onnx",
+}
+#: The graph-check target of each stage's file (see graph_checks: TensorRT takes the simplified graph).
+STAGE_CHECK_TARGET = {"exported": "tensorrt", "simplified": "tensorrt", "fused": "onnxruntime",
+                      "fp16": "onnxruntime"}
+#: Which file each engine family should start from (recorded in the manifest).
+ENGINE_INPUTS = {"tensorrt": "simplified", "ixrt": "simplified", "onnxruntime": "fused",
+                 "onnxruntime-fp16": "fp16"}
+
+#: Dummy export batch: 2 x 16, and the second row padded, so that no size-1 dimension is
+#: specialised and the attention-mask path cannot be traced away as "all ones".
+EXPORT_BATCH, EXPORT_SEQ, EXPORT_PAD = 2, 16, 5
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading and describing ONNX files
+# ---------------------------------------------------------------------------------------------
+def load_onnx(path, *, check: bool = True):
+    """Load an ONNX file; a missing, empty, truncated or corrupt file becomes one clear error."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    path = Path(path)
+    if not path.is_file():
+        raise AssetMissingError(f"ONNX model not found: {path}")
+    size = path.stat().st_size
+    if size == 0:
+        raise InputFileError(path, "empty file (0 bytes): not an ONNX model (an interrupted write?)")
+    try:
+        model = onnx.load(str(path))
+    except (DecodeError, ValueError, OSError) as exc:
+        raise InputFileError(path, f"not a readable ONNX model ({size} bytes; truncated or corrupt): "
+                                   f"{str(exc).splitlines()[0]}") from None
+    if check:
+        check_loadable(model, path)
+    return model
+
+
+def check_loadable(model, path) -> None:
+    """The light structural check (full checks live in graph_checks): a protobuf that happened to
+    parse may still be a fragment without a graph, opset or IR version."""
+    import onnx
+
+    if not model.graph.node:
+        raise InputFileError(path, "holds no graph nodes: truncated, or not an ONNX model")
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        raise InputFileError(path, f"fails the ONNX checker (truncated or corrupt?): "
+                                   f"{str(exc).strip().splitlines()[0]}") from None
+
+
+def op_histogram(model) -> dict[str, int]:
+    """Node count per op type (custom-domain ops as ``domain:Op``), most frequent first."""
+    counts = collections.Counter(op_key(node) for node in model.graph.node)
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def op_key(node) -> str:
+    return f"{node.domain}:{node.op_type}" if node.domain not in ("", "ai.onnx") else node.op_type
+
+
+def fused_op_counts(model) -> dict[str, int]:
+    """Counts of onnxruntime contrib (fused) ops, by op type."""
+    counts = collections.Counter(n.op_type for n in model.graph.node if n.domain == ORT_CONTRIB_DOMAIN)
+    return dict(sorted(counts.items()))
+
+
+def initializer_bytes(model) -> int:
+    from onnx import numpy_helper
+
+    return sum(numpy_helper.to_array(t).nbytes for t in model.graph.initializer)
+
+
+def graph_summary(model) -> dict:
+    return {"node_count": len(model.graph.node), "op_histogram": op_histogram(model),
+            "fused_ops": fused_op_counts(model), "initializers": len(model.graph.initializer),
+            "initializer_bytes": initializer_bytes(model)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage 1: torch -> ONNX
+# ---------------------------------------------------------------------------------------------
+def export_inputs():
+    """The dummy feed traced by the exporter (int64, one row right-padded)."""
+    import torch
+
+    ids = torch.arange(EXPORT_BATCH * EXPORT_SEQ, dtype=torch.long).reshape(EXPORT_BATCH, EXPORT_SEQ) % 97 + 5
+    mask = torch.ones_like(ids)
+    mask[1, EXPORT_SEQ - EXPORT_PAD:] = 0
+    types = torch.zeros_like(ids)
+    types[:, EXPORT_SEQ // 2:] = 1
+    return ids, mask, types
+
+
+def exportable_module(model: LoadedModel):
+    """The nn.Module / ScriptModule torch.onnx.export can take (a TorchScript model is wrapped)."""
+    inner = getattr(model.module, "module", None)
+    if model.kind == "torchscript" and inner is not None:
+        return inner
+    return model.module
+
+
+def export_torch(model: LoadedModel, dest: Path, opset: int):
+    """torch.onnx.export with dynamic batch and sequence axes on every input and output."""
+    import torch
+
+    axes = {name: {0: "batch", 1: "sequence"} for name in (*INPUT_NAMES, *OUTPUT_NAMES)}
+    module = exportable_module(model)
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        # The exporter warns that negative indices of aten::index would be wrong; HF's mask
+        # builder indexes with aranges (never negative), and the equivalence tests cover it.
+        warnings.filterwarnings("ignore", message=".*aten::index.*")
+        # transformers' mask builder branches on ``kv_length - mask length > 0``, which is 0 for
+        # every input without a KV cache, so the traced constant branch is right for all shapes.
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning, module=r"transformers\.")
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        # A TorchScript module's forward has no Python signature to match inputs against; our
+        # inputs are positional and complete, so skipping that step is right.
+        warnings.filterwarnings("ignore", message="no signature found for")
+        try:
+            torch.onnx.export(module, export_inputs(), str(dest), input_names=list(INPUT_NAMES),
+                              output_names=list(OUTPUT_NAMES), dynamic_axes=axes, opset_version=opset,
+                              do_constant_folding=True, dynamo=False)
+        except Exception as exc:
+            if model.kind == "torchscript":
+                raise InputFileError(model.name, f"TorchScript model cannot be exported to ONNX: "
+                                                 f"{str(exc).strip().splitlines()[0][:300]}") from None
+            raise
+    exported = load_onnx(dest)
+    check_exported_io(exported, model)
+    return exported
+
+
+def check_exported_io(onnx_model, model: LoadedModel) -> None:
+    got_in = [i.name for i in onnx_model.graph.input]
+    got_out = [o.name for o in onnx_model.graph.output]
+    if got_in != list(INPUT_NAMES) or got_out != list(OUTPUT_NAMES):
+        raise InputFileError(model.name, f"exported graph has inputs {got_in} and outputs {got_out}; expected "
+                                         f"{list(INPUT_NAMES)} -> {list(OUTPUT_NAMES)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage 2: onnxsim
+# ---------------------------------------------------------------------------------------------
+def simplify_onnx(src: Path, dest: Path):
+    """onnxsim with dynamic axes kept (no input shapes are overwritten)."""
+    import onnx
+    import onnxsim
+
+    simplified, ok = onnxsim.simplify(load_onnx(src), skipped_optimizers=list(SIMPLIFY_SKIPPED_PASSES))
+    if not ok:
+        raise RuntimeError(f"onnxsim could not validate the simplified model of {src}")
+    onnx.save(simplified, str(dest))
+    return simplified
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage 3: onnxruntime transformer fusion, then deduplication of the copied shared weights
+# ---------------------------------------------------------------------------------------------
+def fuse_onnx(src: Path, dest: Path, num_heads: int, hidden_size: int):
+    """Fuse with onnxruntime's BERT optimizer, then re-share identical initializers.
+
+    ALBERT shares one layer's weights across all 12 layers; each fused Attention gets its own
+    concatenated QKV weight, so fusion writes the same tensors 11 times (44.6 MB -> 122 MB).
+    """
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    source = load_onnx(src)
+    with _quiet_onnxruntime_logs():
+        optimized = optimize_model(source, model_type=FUSION_MODEL_TYPE, num_heads=num_heads,
+                                   hidden_size=hidden_size, opt_level=FUSION_OPT_LEVEL, use_gpu=False)
+    fused = optimized.model
+    size_before = fused.ByteSize()
+    removed = dedupe_initializers(fused)
+    _save(optimized, dest)
+    return fused, {"duplicate_initializers_removed": removed, "bytes_before_dedup": size_before,
+                   "bytes_after_dedup": fused.ByteSize()}
+
+
+def tensor_fingerprint(tensor) -> str:
+    """Content hash of an initializer (dtype, shape and values; not its name)."""
+    from onnx import numpy_helper
+
+    array = numpy_helper.to_array(tensor)
+    h = hashlib.sha256(f"{tensor.data_type}:{list(tensor.dims)}:".encode())
+    h.update(array.tobytes())
+    return h.hexdigest()
+
+
+def dedupe_initializers(model) -> int:
+    """Make identical initializers one tensor again; return how many copies were removed."""
+    first_by_fingerprint: dict[str, str] = {}
+    rename: dict[str, str] = {}
+    kept = []
+    for tensor in model.graph.initializer:
+        fp = tensor_fingerprint(tensor)
+        if fp in first_by_fingerprint:
+            rename[tensor.name] = first_by_fingerprint[fp]
+        else:
+            first_by_fingerprint[fp] = tensor.name
+            kept.append(tensor)
+    if not rename:
+        return 0
+    for node in _all_nodes(model.graph):
+        for i, name in enumerate(node.input):
+            if name in rename:
+                node.input[i] = rename[name]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
+    graph_inputs = [vi for vi in model.graph.input if vi.name not in rename]
+    del model.graph.input[:]
+    model.graph.input.extend(graph_inputs)
+    return len(rename)
+
+
+def _all_nodes(graph):
+    """Nodes of ``graph`` and of its subgraphs (If/Loop bodies), which may use outer initializers."""
+    for node in graph.node:
+        yield node
+        for attr in node.attribute:
+            if attr.g is not None and attr.g.node:
+                yield from _all_nodes(attr.g)
+            for sub in attr.graphs:
+                yield from _all_nodes(sub)
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage 4: FP16
+# ---------------------------------------------------------------------------------------------
+def fp16_onnx(src: Path, dest: Path):
+    """onnxruntime's float16 converter on the fused graph, keeping int64 inputs and fp32 outputs
+    (``keep_io_types``), so every runner is fed and scored the same way."""
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
+    onnx_model = OnnxModel(load_onnx(src))
+    with _quiet_onnxruntime_logs():
+        onnx_model.convert_float_to_float16(keep_io_types=True)
+    half = onnx_model.model
+    removed = dedupe_initializers(half)
+    _save(onnx_model, dest)
+    return half, {"duplicate_initializers_removed": removed}
+
+
+def _save(onnx_model, dest: Path) -> None:
+    """Save through onnxruntime's OnnxModel: it sorts the nodes topologically and declares the
+    ``com.microsoft`` opset its contrib ops need (``onnx.save`` alone would leave it out)."""
+    with _quiet_onnxruntime_logs():
+        onnx_model.save_model_to_file(str(dest))
+
+
+@contextlib.contextmanager
+def _quiet_onnxruntime_logs():
+    """onnxruntime's transformer tools log every fusion at INFO/WARNING, under top-level logger
+    names (``fusion_attention``, ``onnx_model_bert``, ...: they put their folder on sys.path), so
+    no single parent logger silences them.  The manifest records what they would say (fused-op
+    counts), so logging below ERROR is switched off while they run."""
+    import logging
+
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(previous)
+
+
+# ---------------------------------------------------------------------------------------------
+# The pipeline
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Stage:
+    """One cached step: ``build(input_path, tmp_dest) -> (ModelProto, extra dict)``."""
+
+    name: str
+    settings: dict
+    tools: tuple[str, ...]
+    build: Callable
+
+    @property
+    def filename(self) -> str:
+        return STAGE_FILES[self.name]
+
+
+def tool_versions() -> dict[str, str]:
+    import numpy
+    import onnx
+    import onnxruntime
+    import onnxsim
+    import torch
+    import transformers
+
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "onnx": onnx.__version__, "onnxsim": onnxsim.__version__,
+            "onnxruntime": onnxruntime.__version__, "numpy": numpy.__version__}
+
+
+def attention_heads(model: LoadedModel) -> tuple[int, int]:
+    """(num_heads, hidden_size) for the fuser; 0 lets onnxruntime detect them (TorchScript models)."""
+    return int(model.config.get("num_attention_heads") or 0), int(model.config.get("hidden_size") or 0)
+
+
+def attn_implementation(model: LoadedModel) -> str | None:
+    hf = getattr(model.module, "hf", None)
+    return getattr(getattr(hf, "config", None), "_attn_implementation", None)
+
+
+def pipeline(model: LoadedModel, opset: int, fp16: bool) -> list[Stage]:
+    num_heads, hidden_size = attention_heads(model)
+    stages = [
+        Stage("exported", {"opset": opset, "exporter": EXPORTER, "attn_implementation": attn_implementation(model),
+                           "dummy": [EXPORT_BATCH, EXPORT_SEQ, EXPORT_PAD]},
+              ("torch", "transformers", "onnx"), lambda src, dest: (export_torch(model, dest, opset), {})),
+        Stage("simplified", {"skipped_passes": list(SIMPLIFY_SKIPPED_PASSES)}, ("onnx", "onnxsim"),
+              lambda src, dest: (simplify_onnx(src, dest), {})),
+        Stage("fused", {"model_type": FUSION_MODEL_TYPE, "opt_level": FUSION_OPT_LEVEL, "num_heads": num_heads,
+                        "hidden_size": hidden_size, "dedupe_initializers": True}, ("onnx", "onnxruntime"),
+              lambda src, dest: fuse_onnx(src, dest, num_heads, hidden_size)),
+    ]
+    if fp16:
+        stages.append(Stage("fp16", {"keep_io_types": True, "converter": "OnnxModel.convert_float_to_float16"},
+                            ("onnx", "onnxruntime"), fp16_onnx))
+    return stages
+
+
+def cache_key(stage: Stage, input_sha256: str, versions: dict) -> str:
+    return sha256_json({"pipeline": PIPELINE_VERSION, "stage": stage.name, "input": input_sha256,
+                        "settings": stage.settings, "tools": {t: versions[t] for t in stage.tools}})
+
+
+def read_manifest(out_dir) -> dict | None:
+    """The previous run's manifest, or None when absent or unreadable (then nothing is reused)."""
+    import json
+
+    path = Path(out_dir) / MANIFEST_NAME
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("schema") == MANIFEST_SCHEMA else None
+
+
+def reusable(previous: dict | None, stage: Stage, key: str, dest: Path) -> dict | None:
+    """The previous entry of ``stage`` when its key matches and its file is intact."""
+    entry = ((previous or {}).get("stages") or {}).get(stage.name)
+    if not entry or entry.get("cache_key") != key or not dest.is_file():
+        return None
+    if dest.stat().st_size != entry.get("size_bytes") or sha256_file(dest) != entry.get("sha256"):
+        return None
+    return entry
+
+
+def run_stage(stage: Stage, src: Path | None, dest: Path, key: str, input_sha256: str, opset: int) -> dict:
+    """Build ``stage`` into a temp file, describe it, then rename it into place."""
+    start = time.perf_counter()
+    with atomic_path(dest) as tmp:
+        onnx_model, extra = stage.build(src, tmp)
+        digest = sha256_file(tmp)
+        size = tmp.stat().st_size
+        seconds = time.perf_counter() - start
+    return {"file": dest.name, "cache_key": key, "input_sha256": input_sha256, "settings": stage.settings,
+            "sha256": digest, "size_bytes": size, "seconds": round(seconds, 3), "reused": False,
+            **graph_summary(onnx_model), **extra, "graph_check": stage_check(stage, onnx_model, opset)}
+
+
+def stage_check(stage: Stage, onnx_model, opset: int) -> dict:
+    """graph_checks' verdict for the engine family that consumes this stage's file."""
+    from .graph_checks import check_graph
+
+    return check_graph(onnx_model, target=STAGE_CHECK_TARGET[stage.name], expected_opset=opset).to_dict()
+
+
+def new_manifest(model: LoadedModel, opset: int, fp16: bool, versions: dict) -> dict:
+    return {
+        "schema": MANIFEST_SCHEMA, "complete": False, "pipeline_version": PIPELINE_VERSION,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "model": model.describe(), "source_sha256": model.source_sha256, "weights": model.weights,
+        "opset": opset, "fp16": fp16, "exporter": EXPORTER, "exporter_reason": EXPORTER_REASON,
+        "engine_inputs": {k: STAGE_FILES[v] for k, v in ENGINE_INPUTS.items() if fp16 or v != "fp16"},
+        "tools": versions, "stages": {},
+    }
+
+
+def convert(model: LoadedModel, out_dir, *, opset: int = DEFAULT_OPSET, fp16: bool = True, progress: bool = True,
+            force: bool = False) -> dict:
+    """Run (or reuse) every stage into ``out_dir``; write and return ``manifest.json``'s content."""
+    from tqdm import tqdm
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    versions = tool_versions()
+    previous = None if force else read_manifest(out_dir)
+    manifest = new_manifest(model, opset, fp16, versions)
+    input_sha256, src = model.source_sha256, None
+    stages = pipeline(model, opset, fp16)
+    bar = tqdm(stages, desc="convert", unit="stage", disable=not progress, leave=False)
+    for stage in bar:
+        bar.set_postfix_str(stage.name)
+        dest = out_dir / stage.filename
+        key = cache_key(stage, input_sha256, versions)
+        entry = reusable(previous, stage, key, dest)
+        if entry is not None:
+            entry = {**entry, "reused": True}
+        else:
+            entry = run_stage(stage, src, dest, key, input_sha256, opset)
+        manifest["stages"][stage.name] = entry
+        write_json_atomic(out_dir / MANIFEST_NAME, manifest)
+        input_sha256, src = entry["sha256"], dest
+    manifest["complete"] = True
+    write_json_atomic(out_dir / MANIFEST_NAME, manifest)
+    return manifest
+
+
+def stage_paths(manifest: dict, out_dir) -> dict[str, Path]:
+    """Stage name -> file path, for the stages the manifest lists."""
+    return {name: Path(out_dir) / entry["file"] for name, entry in manifest["stages"].items()}
+
+
+def stage_table(manifest: dict) -> str:
+    """The readable per-stage summary the ``convert`` command prints."""
+    rows = [("stage", "file", "nodes", "fused ops", "size MB", "seconds", "cached")]
+    for name, e in manifest["stages"].items():
+        fused = ", ".join(f"{k} {v}" for k, v in e["fused_ops"].items()) or "-"
+        rows.append((name, e["file"], str(e["node_count"]), fused, f"{e['size_bytes'] / 1e6:.1f}",
+                     f"{e['seconds']:.1f}", "yes" if e["reused"] else "no"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

@@ -1,0 +1,63 @@
+"""Unit tests of albert_ixrt.export's pure helpers (no torch export): dedup, cache keys, tables."""
+from __future__ import annotations
+
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+
+from albert_ixrt import export
+from albert_ixrt.export import Stage, cache_key, dedupe_initializers, op_histogram, stage_table
+
+
+def model_with_copies():
+    w = np.arange(6, dtype=np.float32).reshape(2, 3)
+    inits = [numpy_helper.from_array(w, "w0"), numpy_helper.from_array(w.copy(), "w1"),
+             numpy_helper.from_array(w + 1, "w2")]
+    nodes = [helper.make_node("MatMul", ["x", "w0"], ["a"]), helper.make_node("MatMul", ["x", "w1"], ["b"]),
+             helper.make_node("MatMul", ["x", "w2"], ["c"]),
+             helper.make_node("Sum", ["a", "b", "c"], ["y"], domain="")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])], initializer=inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_dedupe_shares_identical_initializers_and_rewires_nodes():
+    model = model_with_copies()
+    assert dedupe_initializers(model) == 1
+    assert [t.name for t in model.graph.initializer] == ["w0", "w2"]
+    assert [n.input[1] for n in model.graph.node[:3]] == ["w0", "w0", "w2"]
+    assert dedupe_initializers(model) == 0
+
+
+def test_op_histogram_names_custom_domains():
+    model = model_with_copies()
+    model.graph.node.append(helper.make_node("FastGelu", ["y"], ["z"], domain="com.microsoft"))
+    assert op_histogram(model) == {"MatMul": 3, "Sum": 1, "com.microsoft:FastGelu": 1}
+    assert export.fused_op_counts(model) == {"FastGelu": 1}
+
+
+def test_cache_key_depends_on_input_settings_and_tool_versions():
+    versions = {"onnx": "1", "onnxsim": "2"}
+    stage = Stage("simplified", {"a": 1}, ("onnx", "onnxsim"), build=None)
+    key = cache_key(stage, "in", versions)
+    assert key == cache_key(stage, "in", dict(versions))
+    assert key != cache_key(stage, "other input", versions)
+    assert key != cache_key(Stage("simplified", {"a": 2}, stage.tools, None), "in", versions)
+    assert key != cache_key(stage, "in", {**versions, "onnxsim": "3"})
+    assert key == cache_key(stage, "in", {**versions, "torch": "unrelated"})
+
+
+def test_stage_table_lists_every_stage():
+    entry = {"file": "model.onnx", "node_count": 10, "fused_ops": {}, "size_bytes": 2_000_000, "seconds": 1.25,
+             "reused": True}
+    table = stage_table({"stages": {"exported": entry, "fused": {**entry, "fused_ops": {"Attention": 2},
+                                                                   "reused": False}}})
+    lines = table.splitlines()
+    assert lines[0].split()[:3] == ["stage", "file", "nodes"]
+    assert "exported" in lines[2] and "yes" in lines[2] and "2.0" in lines[2]
+    assert "Attention 2" in lines[3] and lines[3].rstrip().endswith("no")
+
+
+def test_read_manifest_tolerates_garbage(tmp_path):
+    assert export.read_manifest(tmp_path) is None
+    (tmp_path / export.MANIFEST_NAME).write_text("[1, 2]")
+    assert export.read_manifest(tmp_path) is None
