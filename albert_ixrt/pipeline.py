@@ -8,11 +8,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
-
 from . import assets
 from .config import DEFAULT_MODEL_ID, DEFAULT_SQUAD, SquadSettings
 from .errors import AlbertIxrtError, InputFileError
+from .evaluate import EvalResult, evaluate
 from .fileio import write_json_atomic, write_text_atomic
 from .model import LoadedModel, load_model
 from .squad.data import Example, load_squad
@@ -95,7 +94,7 @@ class Step:
 def run_acceptance(*, profile: str = "real", model_spec: str | None = None, random_weights: bool = False,
                    squad: str | None = None, tokenizer: str | None = None, backend: str = "torch",
                    precision: str = "fp32", batch_size: int = 8, limit: int | None = None,
-                   out_dir: str | Path = "results", progress: bool = True) -> dict:
+                   out_dir: str | Path = "results", progress: bool = True) -> tuple[dict, EvalResult]:
     """Run the acceptance pipeline and write report.json / report.md into ``out_dir``."""
     out_dir = Path(out_dir)
     steps: list[Step] = []
@@ -119,8 +118,6 @@ def run_acceptance(*, profile: str = "real", model_spec: str | None = None, rand
     steps.append(Step("features", "ok", time.perf_counter() - t,
                       {"examples": len(examples), "features": len(features)}))
 
-    from .evaluate import evaluate
-
     t = time.perf_counter()
     with make_runner(backend, model, precision) as runner:
         result = evaluate(runner, examples, features, batch_size=batch_size, progress=progress,
@@ -134,7 +131,7 @@ def run_acceptance(*, profile: str = "real", model_spec: str | None = None, rand
               "squad": str(squad_path), "steps": [s.__dict__ for s in steps]}
     write_json_atomic(out_dir / "report.json", report)
     write_text_atomic(out_dir / "report.md", render_markdown(report, result))
-    return report
+    return report, result
 
 
 def label_for(model: LoadedModel, tiny: bool) -> str:
@@ -163,17 +160,9 @@ def render_markdown(report: dict, result) -> str:
     return "\n".join(lines)
 
 
-def summarize(report: dict) -> str:
+def summarize(report: dict, result) -> str:
     """One screenful for the terminal."""
-    ev = next(st for st in report["steps"] if st["name"] == "evaluate")
-    sc = ev["detail"]["scores"]
-    rows = [f"{report['label']}",
+    rows = [report["label"],
             *[f"  {st['name']:<9} {st['status']:<7} {st['seconds']:7.1f} s" for st in report["steps"]],
-            f"  official SQuAD v1.1:   EM {sc['exact_match']:6.2f}  F1 {sc['f1']:6.2f}  ({sc['questions']} questions)",
-            f"  ByteMLPerf-compatible: EM {sc['bytemlperf_exact_match']:6.2f}  F1 {sc['bytemlperf_f1']:6.2f}  "
-            f"({sc['features']} features)"]
+            *[f"  {line}" for line in result.scores.summary_lines()]]
     return "\n".join(rows)
-
-
-def examples_of(features: Sequence[Feature]) -> int:
-    return len({f.example_index for f in features})

@@ -52,7 +52,6 @@ def run(args) -> int:
     pred, met = result.write(Path(args.out))
     s = result.scores
     print(f"{model.label}: {s.questions} questions, {s.features} features, {result.features_per_second:.1f} features/s")
-    print(f"official SQuAD v1.1:   EM {s.exact_match:.2f}  F1 {s.f1:.2f}")
-    print(f"ByteMLPerf-compatible: EM {s.bytemlperf_exact_match:.2f}  F1 {s.bytemlperf_f1:.2f}")
+    print("\n".join(s.summary_lines()))
     print(json.dumps({"predictions": str(pred), "metrics": str(met)}))
     return 0

@@ -23,7 +23,6 @@ def run(args) -> int:
     pred, met = merged.write(Path(args.out))
     s = merged.scores
     print(f"merged {len(args.shards)} shards: {s.questions} questions, {s.features} features")
-    print(f"official SQuAD v1.1:   EM {s.exact_match:.2f}  F1 {s.f1:.2f}")
-    print(f"ByteMLPerf-compatible: EM {s.bytemlperf_exact_match:.2f}  F1 {s.bytemlperf_f1:.2f}")
+    print("\n".join(s.summary_lines()))
     print(json.dumps({"predictions": str(pred), "metrics": str(met)}))
     return 0

@@ -26,10 +26,10 @@ def add_arguments(p):
 def run(args) -> int:
     from ..pipeline import run_acceptance, summarize
 
-    report = run_acceptance(profile=args.profile, model_spec=args.model, random_weights=args.random_weights,
+    report, result = run_acceptance(profile=args.profile, model_spec=args.model, random_weights=args.random_weights,
                             squad=args.squad, tokenizer=args.tokenizer, backend=args.backend,
                             precision=args.precision, batch_size=args.batch_size, limit=args.limit,
                             out_dir=args.out, progress=not args.quiet)
-    print(summarize(report))
+    print(summarize(report, result))
     print(f"written: {args.out}/report.md, report.json, predictions.json, metrics.json")
     return 0

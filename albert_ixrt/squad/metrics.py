@@ -64,6 +64,12 @@ class SquadScores:
     def official(self) -> dict:
         return {"exact_match": self.exact_match, "f1": self.f1}
 
+    def summary_lines(self) -> list[str]:
+        """Both metrics, labelled, for a terminal."""
+        return [f"official SQuAD v1.1:   EM {self.exact_match:6.2f}  F1 {self.f1:6.2f}  ({self.questions} questions)",
+                f"ByteMLPerf-compatible: EM {self.bytemlperf_exact_match:6.2f}  F1 {self.bytemlperf_f1:6.2f}  "
+                f"({self.features} features)"]
+
     def as_dict(self) -> dict:
         d = asdict(self)
         d["labels"] = {

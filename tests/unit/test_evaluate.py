@@ -39,7 +39,7 @@ def test_bucketing_gives_identical_predictions(tiny_model, dev_examples):
 def test_metrics_json_is_labelled_for_random_weights(tiny_model, tmp_path):
     from albert_ixrt.pipeline import run_acceptance
 
-    report = run_acceptance(profile="tiny", out_dir=tmp_path, progress=False)
+    report, _ = run_acceptance(profile="tiny", out_dir=tmp_path, progress=False)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert "random weights" in metrics["warning"]
     assert set(metrics["scores"]) >= {"exact_match", "f1", "bytemlperf_exact_match", "bytemlperf_f1", "labels"}
