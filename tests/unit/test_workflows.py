@@ -39,7 +39,7 @@ def test_nightly_gpu_job_contract():
     assert script.count("--junitxml") == 3
     uploads = [s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact")]
     paths = uploads[0]["with"]["path"]
-    for artefact in ("*.xml", "benchmark.json", "report.md", "*.png"):
+    for artefact in ("*.xml", "benchmark.json", "perf_report.md", "throughput.png"):
         assert artefact in paths
     caches = [s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/cache")]
     assert caches, "the model and dev set must be cached between nights"

@@ -1,0 +1,20 @@
+"""``albert-ixrt report DIR``: the reference table (Model | BatchSize | Precision | QPS | Exact Match |
+F1 Score) from the benchmark JSON and metrics.json files under DIR, with a throughput plot."""
+from __future__ import annotations
+
+HELP = "compare benchmark/evaluation results under DIR with the reference row (Markdown, JSON, PNG)"
+
+
+def add_arguments(p):
+    p.add_argument("dir", help="folder holding `albert-ixrt bench --json` files and/or metrics.json files")
+    p.add_argument("--out", help="where to write perf_report.md/.json and throughput.png (default: DIR)")
+
+
+def run(args) -> int:
+    from ..report import write_report
+
+    written = write_report(args.dir, args.out)
+    print(written["markdown"].read_text(encoding="utf-8"))
+    for kind, path in written.items():
+        print(f"wrote {kind}: {path}")
+    return 0

@@ -1,0 +1,330 @@
+"""TensorRT / ixRT engines: build an FP16 engine from ONNX with one optimization profile, and
+cache the serialized plan so a second run deserializes instead of rebuilding (minutes on a GPU).
+
+Layers, from pure to thin (Polygraphy's split of loaders and runners):
+
+- ``ShapeProfile``: min/opt/max batch and sequence length; the profile maths and the check that
+  a feed fits, so a wrong shape fails with one sentence before it reaches TensorRT.
+- ``EngineKey`` / ``EngineCache``: a plan is only valid for the ONNX bytes, TensorRT version,
+  GPU, precision and profile it was built with, so all five make the key.  A sidecar JSON holds
+  the key and the plan's sha256 and is written last: a half-written or corrupt entry is
+  detected, discarded and rebuilt, never deserialized blindly.
+- ``TrtLibrary``: the thin layer over the ``tensorrt`` module (NVIDIA's, or Iluvatar ixRT's
+  TensorRT-compatible module plus its plugin library).  Only documented TensorRT calls; unit
+  tests replace the module with a fake, since TensorRT cannot be installed on CPU-only machines.
+- ``load_or_build_engine``: the glue.
+"""
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from .config import CACHE_DIR, DEFAULT_SQUAD, REFERENCE_BATCH_SIZE
+from .errors import AlbertIxrtError, BackendUnavailable, InputFileError
+from .fileio import sha256_bytes, sha256_file, sha256_json, write_bytes_atomic, write_json_atomic
+from .model import INPUT_NAMES
+
+log = logging.getLogger(__name__)
+
+#: Backends that share this code path: NVIDIA TensorRT and Iluvatar ixRT (TensorRT-compatible API).
+FLAVOURS = ("tensorrt", "ixrt")
+#: Precisions an engine is built in (int8 would need calibration data: not part of the reference row).
+ENGINE_PRECISIONS = ("fp32", "fp16")
+#: Environment variable naming ixRT's plugin library, and the library's default (soname) name.
+IXRT_PLUGIN_ENV = "IXRT_PLUGIN_PATH"
+IXRT_PLUGIN_DEFAULT = "libixrt_plugin.so"
+#: TensorRT builder workspace: BERT-base-sized attention at batch 16 x 384 fits comfortably.
+DEFAULT_WORKSPACE_BYTES = 4 << 30
+ENGINE_CACHE_DIR = CACHE_DIR / "engines"
+
+
+class ShapeOutsideProfile(AlbertIxrtError, ValueError):
+    """A feed's [batch, seq] lies outside the engine's optimization profile."""
+
+
+# --------------------------------------------------------------------------------------------
+# Profile maths
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ShapeProfile:
+    """One TensorRT optimization profile for the three [batch, seq] inputs.
+
+    TensorRT picks kernels for ``opt`` and accepts any shape between ``min`` and ``max``; the
+    defaults cover batch 1..16 tuned for 16 (the reference row) and any sequence up to 384,
+    tuned for 384, so both the benchmark and bucketed evaluation fit one engine.
+    """
+
+    min_batch: int = 1
+    opt_batch: int = REFERENCE_BATCH_SIZE
+    max_batch: int = REFERENCE_BATCH_SIZE
+    min_seq: int = 1
+    opt_seq: int = DEFAULT_SQUAD.max_seq_length
+    max_seq: int = DEFAULT_SQUAD.max_seq_length
+
+    def __post_init__(self):
+        for what, lo, mid, hi in (("batch", self.min_batch, self.opt_batch, self.max_batch),
+                                  ("sequence length", self.min_seq, self.opt_seq, self.max_seq)):
+            if not 1 <= lo <= mid <= hi:
+                raise ValueError(f"profile {what} must satisfy 1 <= min <= opt <= max, got {lo}/{mid}/{hi}")
+
+    @classmethod
+    def covering(cls, batch_sizes: Iterable[int], seq_lens: Iterable[int], *, opt_batch: int | None = None,
+                 opt_seq: int | None = None, min_seq: int | None = None) -> "ShapeProfile":
+        """The smallest profile holding every (batch, seq) pair asked for; tuned for the largest
+        of each unless told otherwise (throughput is measured at the largest batch)."""
+        batches, seqs = sorted(set(batch_sizes)), sorted(set(seq_lens))
+        if not batches or not seqs:
+            raise ValueError("a profile needs at least one batch size and one sequence length")
+        return cls(min_batch=batches[0], opt_batch=opt_batch or batches[-1], max_batch=batches[-1],
+                   min_seq=seqs[0] if min_seq is None else min_seq, opt_seq=opt_seq or seqs[-1], max_seq=seqs[-1])
+
+    def triplet(self) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+        """(min, opt, max) shapes of one [batch, seq] input."""
+        return ((self.min_batch, self.min_seq), (self.opt_batch, self.opt_seq), (self.max_batch, self.max_seq))
+
+    def input_shapes(self, names: Sequence[str] = INPUT_NAMES) -> dict[str, tuple]:
+        """Per input name the (min, opt, max) triplet, as ``IOptimizationProfile.set_shape`` takes it."""
+        return {name: self.triplet() for name in names}
+
+    def contains(self, batch: int, seq: int) -> bool:
+        return self.min_batch <= batch <= self.max_batch and self.min_seq <= seq <= self.max_seq
+
+    def check(self, batch: int, seq: int) -> None:
+        if not self.contains(batch, seq):
+            raise ShapeOutsideProfile(
+                f"input [batch={batch}, seq={seq}] is outside the engine's profile "
+                f"(batch {self.min_batch}..{self.max_batch}, seq {self.min_seq}..{self.max_seq}); rebuild with a "
+                "profile that covers it (e.g. --batch-size/--seq-len of the bench command)")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def label(self) -> str:
+        return (f"batch {self.min_batch}/{self.opt_batch}/{self.max_batch}, "
+                f"seq {self.min_seq}/{self.opt_seq}/{self.max_seq} (min/opt/max)")
+
+
+# --------------------------------------------------------------------------------------------
+# Cache
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EngineKey:
+    """Everything a serialized plan depends on.  Change any field and the plan must be rebuilt."""
+
+    onnx_sha256: str
+    trt_version: str
+    gpu_name: str
+    precision: str
+    profile: ShapeProfile
+    flavour: str = "tensorrt"
+
+    def as_dict(self) -> dict:
+        return {"onnx_sha256": self.onnx_sha256, "trt_version": self.trt_version, "gpu_name": self.gpu_name,
+                "precision": self.precision, "profile": self.profile.as_dict(), "flavour": self.flavour}
+
+    def digest(self) -> str:
+        return sha256_json(self.as_dict())
+
+    def stem(self) -> str:
+        """A file name a person can read (flavour, precision, batch/seq max) and a unique hash."""
+        p = self.profile
+        return f"{self.flavour}-{self.precision}-b{p.max_batch}-s{p.max_seq}-{self.digest()[:16]}"
+
+
+class EngineCache:
+    """Serialized plans on disk: ``<stem>.plan`` plus ``<stem>.json`` (the key and the plan's
+    sha256).  Both are written atomically, the JSON last, so it marks a finished entry."""
+
+    def __init__(self, root: str | os.PathLike = ENGINE_CACHE_DIR):
+        self.root = Path(root)
+
+    def plan_path(self, key: EngineKey) -> Path:
+        return self.root / f"{key.stem()}.plan"
+
+    def meta_path(self, key: EngineKey) -> Path:
+        return self.root / f"{key.stem()}.json"
+
+    def lookup(self, key: EngineKey) -> bytes | None:
+        """The cached plan, or None when absent; an entry that fails its checks is discarded."""
+        plan_path, meta_path = self.plan_path(key), self.meta_path(key)
+        if not meta_path.is_file():
+            return None
+        problem = self._problem(key, plan_path, meta_path)
+        if problem:
+            log.warning("engine cache entry %s discarded: %s", plan_path.name, problem)
+            self.discard(key)
+            return None
+        return plan_path.read_bytes()
+
+    @staticmethod
+    def _problem(key: EngineKey, plan_path: Path, meta_path: Path) -> str | None:
+        import json
+
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return f"unreadable metadata ({exc})"
+        if not isinstance(meta, dict) or meta.get("key") != key.as_dict():
+            return "metadata describes another build"
+        if not plan_path.is_file():
+            return "plan file missing"
+        if sha256_file(plan_path) != meta.get("plan_sha256"):
+            return "plan bytes do not match their recorded sha256 (truncated or corrupt)"
+        return None
+
+    def store(self, key: EngineKey, plan: bytes, **extra: Any) -> Path:
+        write_bytes_atomic(self.plan_path(key), plan)
+        write_json_atomic(self.meta_path(key), {"key": key.as_dict(), "plan_sha256": sha256_bytes(plan),
+                                                "plan_bytes": len(plan), **extra})
+        return self.plan_path(key)
+
+    def discard(self, key: EngineKey) -> None:
+        for p in (self.meta_path(key), self.plan_path(key)):
+            p.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------------------------
+# The thin TensorRT layer
+# --------------------------------------------------------------------------------------------
+def import_tensorrt(flavour: str):
+    """The ``tensorrt`` module, or ``BackendUnavailable`` saying why not.  ixRT ships its
+    TensorRT-compatible Python module under the same name."""
+    if flavour not in FLAVOURS:
+        raise ValueError(f"flavour must be one of {FLAVOURS}, got {flavour!r}")
+    try:
+        import tensorrt as trt  # noqa: PLC0415 (optional dependency)
+    except ImportError as exc:
+        what = "Iluvatar ixRT's tensorrt module" if flavour == "ixrt" else "TensorRT (pip install tensorrt)"
+        raise BackendUnavailable(flavour, f"{what} is not importable here ({exc})") from None
+    return trt
+
+
+def major_version(version: str) -> int:
+    try:
+        return int(str(version).split(".")[0])
+    except ValueError:
+        return 0
+
+
+def resolve_plugin_path(option: str | None) -> str:
+    """ixRT's plugin library: the option, else $IXRT_PLUGIN_PATH, else the bare soname (found
+    through the loader's search path, as ixRT installs it)."""
+    return option or os.environ.get(IXRT_PLUGIN_ENV) or IXRT_PLUGIN_DEFAULT
+
+
+def load_plugin_library(path: str, flavour: str = "ixrt", loader=ctypes.CDLL):
+    """Load a plugin library globally so TensorRT's plugin registry sees its creators."""
+    try:
+        return loader(path, mode=ctypes.RTLD_GLOBAL)
+    except OSError as exc:
+        raise BackendUnavailable(flavour, f"cannot load plugin library {path!r} ({exc}); set ${IXRT_PLUGIN_ENV} "
+                                          "or pass --plugin") from None
+
+
+class TrtLibrary:
+    """The ``tensorrt`` module wrapped with the few calls this project needs."""
+
+    def __init__(self, trt, flavour: str = "tensorrt", device_name: str = "unknown GPU",
+                 workspace_bytes: int = DEFAULT_WORKSPACE_BYTES):
+        self.trt = trt
+        self.flavour = flavour
+        self.version = str(getattr(trt, "__version__", "unknown"))
+        self.device_name = device_name
+        self.workspace_bytes = workspace_bytes
+        self.logger = trt.Logger(trt.Logger.WARNING)
+
+    @classmethod
+    def load(cls, flavour: str = "tensorrt", plugin_path: str | None = None, device_name: str = "unknown GPU",
+             **kw) -> "TrtLibrary":
+        trt = import_tensorrt(flavour)
+        if flavour == "tensorrt" and major_version(getattr(trt, "__version__", "0")) < 10:
+            raise BackendUnavailable(flavour, f"TensorRT {trt.__version__} found; this runner uses the TensorRT >= 10 "
+                                              "tensor-address API (set_tensor_address / execute_async_v3)")
+        lib = cls(trt, flavour, device_name, **kw)
+        if flavour == "ixrt":
+            load_plugin_library(resolve_plugin_path(plugin_path), flavour)
+        if hasattr(trt, "init_libnvinfer_plugins"):
+            trt.init_libnvinfer_plugins(lib.logger, "")
+        return lib
+
+    def build(self, onnx_path: str | os.PathLike, profile: ShapeProfile, precision: str,
+              input_names: Sequence[str] = INPUT_NAMES) -> bytes:
+        """Parse the ONNX file and build a serialized engine (documented TensorRT builder API)."""
+        trt = self.trt
+        if precision not in ENGINE_PRECISIONS:
+            raise ValueError(f"engine precision must be one of {ENGINE_PRECISIONS}, got {precision!r}")
+        builder = trt.Builder(self.logger)
+        network = builder.create_network(self._network_flags())
+        parser = trt.OnnxParser(network, self.logger)
+        if not parser.parse_from_file(str(onnx_path)):
+            errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
+            raise AlbertIxrtError(f"{onnx_path}: TensorRT's ONNX parser failed: {'; '.join(errors) or 'no detail'}")
+        config = builder.create_builder_config()
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, self.workspace_bytes)
+        if precision == "fp16":
+            config.set_flag(trt.BuilderFlag.FP16)
+        opt_profile = builder.create_optimization_profile()
+        for name, (lo, mid, hi) in profile.input_shapes(input_names).items():
+            opt_profile.set_shape(name, lo, mid, hi)
+        config.add_optimization_profile(opt_profile)
+        plan = builder.build_serialized_network(network, config)
+        if plan is None:
+            raise AlbertIxrtError(f"{onnx_path}: TensorRT could not build an engine (see the TensorRT log above)")
+        return bytes(plan)
+
+    def _network_flags(self) -> int:
+        # TensorRT 10 networks are always explicit-batch; older ones (ixRT's 8.x-style API) need the flag.
+        trt = self.trt
+        if major_version(self.version) >= 10 or not hasattr(trt, "NetworkDefinitionCreationFlag"):
+            return 0
+        return 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+
+    def deserialize(self, plan: bytes):
+        runtime = self.trt.Runtime(self.logger)
+        engine = runtime.deserialize_cuda_engine(plan)
+        if engine is None:
+            raise AlbertIxrtError("TensorRT could not deserialize the engine plan")
+        self._runtime = runtime  # the runtime must outlive its engines
+        return engine
+
+
+@dataclass
+class EngineInfo:
+    """How the engine came to be: recorded by the runner's ``describe()``."""
+
+    key: EngineKey
+    plan_path: Path
+    source: str           # "built" | "cache" | "rebuilt (corrupt cache entry)"
+    build_seconds: float = 0.0
+
+
+def engine_key(lib: TrtLibrary, onnx_path: str | os.PathLike, profile: ShapeProfile, precision: str) -> EngineKey:
+    return EngineKey(onnx_sha256=sha256_file(onnx_path), trt_version=lib.version, gpu_name=lib.device_name,
+                     precision=precision, profile=profile, flavour=lib.flavour)
+
+
+def load_or_build_engine(lib: TrtLibrary, onnx_path: str | os.PathLike, profile: ShapeProfile, precision: str,
+                         cache: EngineCache, input_names: Sequence[str] = INPUT_NAMES):
+    """(engine, EngineInfo): the cached plan when it is intact and deserializes, else a fresh build."""
+    if not Path(onnx_path).is_file():
+        raise InputFileError(onnx_path, "ONNX file not found")
+    key = engine_key(lib, onnx_path, profile, precision)
+    plan = cache.lookup(key)
+    source = "built"
+    if plan is not None:
+        try:
+            return lib.deserialize(plan), EngineInfo(key, cache.plan_path(key), "cache")
+        except Exception as exc:  # a plan TensorRT rejects is as good as missing: rebuild it
+            log.warning("cached engine %s does not deserialize (%s); rebuilding", cache.plan_path(key).name, exc)
+            cache.discard(key)
+            source = "rebuilt (corrupt cache entry)"
+    t0 = time.perf_counter()
+    plan = lib.build(onnx_path, profile, precision, input_names)
+    seconds = time.perf_counter() - t0
+    path = cache.store(key, plan, build_seconds=round(seconds, 3))
+    return lib.deserialize(plan), EngineInfo(key, path, source, seconds)

@@ -1,0 +1,213 @@
+"""MLPerf LoadGen over the project's runners: SingleStream and Offline, PerformanceOnly.
+
+LoadGen owns the traffic pattern and the statistics; we supply a QSL (query sample library:
+real SQuAD features, one sample = one feature) and a SUT (system under test: a runner, fed in
+batches).  This is the MLPerf Inference split: the SUT never sees dataset logic, the QSL never
+sees a model.  Counts default small so a run on the tiny model ends in seconds; the figures are
+still LoadGen's own (it reads them from ``mlperf_log_summary.txt``).
+
+SingleStream sends one sample at a time and reports latency percentiles; Offline sends every
+sample at once and reports samples/s, with the SUT batching them ``batch_size`` at a time.
+"""
+from __future__ import annotations
+
+import re
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .bench import fold_ids
+from .errors import BackendUnavailable
+from .fileio import write_json_atomic
+from .runners.base import Runner
+from .squad.features import Feature, stack_batch
+
+SCENARIOS = ("SingleStream", "Offline")
+
+
+def _lg():
+    try:
+        import mlperf_loadgen
+    except ImportError as exc:
+        raise BackendUnavailable("loadgen", f"mlcommons-loadgen is not installed ({exc})") from None
+    return mlperf_loadgen
+
+
+@dataclass(frozen=True)
+class LoadgenSettings:
+    scenario: str = "SingleStream"
+    batch_size: int = 16              # Offline: samples per runner call
+    seq_len: int | None = None        # pad/crop every sample to this; None: each feature's full length
+    min_query_count: int = 32         # SingleStream queries (Offline: one query of this many samples)
+    min_duration_ms: int = 1000
+    max_duration_ms: int = 60_000
+    performance_sample_count: int = 64
+    expected_latency_ms: float = 10.0  # SingleStream hint to LoadGen
+    expected_qps: float = 100.0        # Offline hint: LoadGen sizes the query from it and the duration
+
+    def __post_init__(self):
+        if self.scenario not in SCENARIOS:
+            raise ValueError(f"scenario must be one of {SCENARIOS}, got {self.scenario!r}")
+        if self.batch_size < 1 or self.min_query_count < 1 or self.performance_sample_count < 1:
+            raise ValueError("batch_size, min_query_count and performance_sample_count must be >= 1")
+
+
+class FeatureQSL:
+    """Query sample library: sample i is feature i, as a [1, seq] feed ready for stacking."""
+
+    def __init__(self, features: Sequence[Feature], seq_len: int | None = None, vocab_size: int | None = None):
+        if not features:
+            raise ValueError("the QSL needs at least one feature")
+        self.features = list(features)
+        self.seq_len = seq_len or len(self.features[0].input_ids)
+        self.vocab_size = vocab_size
+        self.loaded: dict[int, Feature] = {}
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def load(self, indices: Sequence[int]) -> None:
+        for i in indices:
+            self.loaded[i] = self.features[i]
+
+    def unload(self, indices: Sequence[int]) -> None:
+        for i in indices:
+            self.loaded.pop(i, None)
+
+    def batch(self, indices: Sequence[int]) -> dict[str, np.ndarray]:
+        """The feed of loaded samples ``indices`` (LoadGen only asks for samples it loaded)."""
+        feed = stack_batch([self.loaded[i] for i in indices], pad_to=self.seq_len)
+        if self.vocab_size is not None:
+            feed["input_ids"] = fold_ids(feed["input_ids"], self.vocab_size)
+        return feed
+
+
+class RunnerSUT:
+    """System under test: answers LoadGen's queries with a runner, ``batch_size`` samples a call.
+
+    Each response carries the sample's start and end logits (float32, concatenated), the payload
+    an accuracy run would log; the arrays stay referenced until LoadGen has copied them.
+    """
+
+    def __init__(self, runner: Runner, qsl: FeatureQSL, batch_size: int = 1):
+        self.runner = runner
+        self.qsl = qsl
+        self.batch_size = batch_size
+        self.samples_done = 0
+        self.calls = 0
+
+    def issue_queries(self, query_samples) -> None:
+        lg = _lg()
+        for k in range(0, len(query_samples), self.batch_size):
+            chunk = query_samples[k:k + self.batch_size]
+            start, end = self.runner.infer(self.qsl.batch([q.index for q in chunk]))
+            self.calls += 1
+            payloads = [np.ascontiguousarray(np.concatenate([start[i], end[i]]).astype(np.float32))
+                        for i in range(len(chunk))]
+            responses = [lg.QuerySampleResponse(q.id, p.ctypes.data, p.nbytes) for q, p in zip(chunk, payloads)]
+            lg.QuerySamplesComplete(responses)
+            self.samples_done += len(chunk)
+
+    def flush_queries(self) -> None:
+        pass
+
+
+@dataclass
+class LoadgenResult:
+    scenario: str
+    valid: bool | None
+    samples_per_second: float | None
+    latency_ns: dict                  # LoadGen's latency lines: min, max, mean, 50.00, 90.00, ...
+    samples_issued: int
+    runner_calls: int
+    summary: dict = field(default_factory=dict)
+    runner: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+    log_dir: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+_SUMMARY_LINE = re.compile(r"^\s*([^:]+?)\s*:\s*(.+?)\s*$")
+
+
+def parse_summary(text: str) -> dict[str, str]:
+    """``key : value`` lines of ``mlperf_log_summary.txt`` (the first occurrence of a key wins)."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        m = _SUMMARY_LINE.match(line)
+        if m and not line.lstrip().startswith("*") and m.group(1) not in out:
+            out[m.group(1)] = m.group(2)
+    return out
+
+
+def _number(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def result_from_summary(summary: dict[str, str], scenario: str) -> tuple[bool | None, float | None, dict]:
+    valid = {"VALID": True, "INVALID": False}.get(summary.get("Result is", ""))
+    # Offline reports samples/s; SingleStream its queries/s (one sample each) without LoadGen's overhead
+    rate = _number(summary.get("Samples per second") or summary.get("QPS w/o loadgen overhead"))
+    latency = {}
+    for key, value in summary.items():
+        m = re.match(r"^(Min|Max|Mean|[\d.]+ percentile) latency \(ns\)$", key)
+        if m and _number(value) is not None:
+            latency[m.group(1).replace(" percentile", "").lower()] = _number(value)
+    return valid, rate, latency
+
+
+def make_test_settings(lg, s: LoadgenSettings):
+    ts = lg.TestSettings()
+    ts.scenario = getattr(lg.TestScenario, s.scenario)
+    ts.mode = lg.TestMode.PerformanceOnly
+    ts.min_duration_ms = s.min_duration_ms
+    ts.max_duration_ms = s.max_duration_ms
+    ts.min_query_count = s.min_query_count
+    if s.scenario == "SingleStream":
+        ts.single_stream_expected_latency_ns = int(s.expected_latency_ms * 1e6)
+    else:
+        ts.offline_expected_qps = s.expected_qps
+    return ts
+
+
+def run_loadgen(runner: Runner, features: Sequence[Feature], settings: LoadgenSettings = LoadgenSettings(), *,
+                log_dir: str | Path | None = None, vocab_size: int | None = None) -> LoadgenResult:
+    """One LoadGen test; logs go to ``log_dir`` (a temporary folder when None)."""
+    lg = _lg()
+    qsl = FeatureQSL(features, settings.seq_len, vocab_size)
+    sut = RunnerSUT(runner, qsl, settings.batch_size if settings.scenario == "Offline" else 1)
+    tmp = None
+    if log_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="albert-ixrt-loadgen-")
+        log_dir = tmp.name
+    log_dir = Path(log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_settings = lg.LogSettings()
+    log_settings.log_output.outdir = str(log_dir)
+    log_settings.log_output.copy_summary_to_stdout = False
+    lg_sut = lg.ConstructSUT(sut.issue_queries, sut.flush_queries)
+    lg_qsl = lg.ConstructQSL(len(qsl), min(settings.performance_sample_count, len(qsl)), qsl.load, qsl.unload)
+    try:
+        lg.StartTestWithLogSettings(lg_sut, lg_qsl, make_test_settings(lg, settings), log_settings)
+    finally:
+        lg.DestroyQSL(lg_qsl)
+        lg.DestroySUT(lg_sut)
+    summary = parse_summary((log_dir / "mlperf_log_summary.txt").read_text(encoding="utf-8", errors="replace"))
+    valid, rate, latency = result_from_summary(summary, settings.scenario)
+    result = LoadgenResult(settings.scenario, valid, rate, latency, sut.samples_done, sut.calls, summary,
+                           runner.describe(), asdict(settings), "" if tmp else str(log_dir))
+    if tmp is not None:
+        tmp.cleanup()
+    return result
+
+
+def write_result(result: LoadgenResult, path: str | Path) -> Path:
+    return write_json_atomic(path, {"schema": "albert-ixrt/loadgen/1", **result.as_dict()})

@@ -1,0 +1,276 @@
+"""The comparison report: our runs beside the DeepSparkInference reference row.
+
+Reads every benchmark report (``albert-ixrt bench --json``) and every ``metrics.json``
+(``albert-ixrt evaluate``) under a folder, and writes
+
+- ``perf_report.md``: the reference table (Model | BatchSize | Precision | QPS | Exact Match |
+  F1 Score) with seq/s, batches/s, backend, device and weights beside it, and the reference row;
+- ``perf_report.json``: the same rows, machine-readable;
+- ``throughput.png``: sequences/s against batch size, one line per runner, the reference marked.
+
+Definitions kept straight: "QPS" is batches/s, as in the reference (50.99 at batch 16 = 815.8
+sequences/s).  Exact Match / F1 are the ByteMLPerf-compatible figures, the reference's metric
+(official ones are listed under the table).  A run with random weights has no accuracy: its
+EM/F1 cells say so instead of showing numbers, and its rows are labelled.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .bench import SCHEMA as BENCH_SCHEMA
+from .bench import BenchReport, BenchResult
+from .config import (REFERENCE_BATCH_SIZE, REFERENCE_DEVICE, REFERENCE_EM_BYTEMLPERF, REFERENCE_F1_BYTEMLPERF,
+                     REFERENCE_PRECISION, REFERENCE_QPS_BATCHES)
+from .errors import AssetMissingError
+from .fileio import write_json_atomic, write_text_atomic
+
+REPORT_MD = "perf_report.md"
+REPORT_JSON = "perf_report.json"
+PLOT_PNG = "throughput.png"
+NO_ACCURACY = "n/a (random weights)"
+NOT_MEASURED = "—"
+REFERENCE_MODEL = "ALBERT base (DeepSparkInference ixRT, reference)"
+
+
+@dataclass
+class ReportRow:
+    model: str
+    batch_size: int
+    precision: str
+    qps: float                     # batches/s ("QPS" of the reference)
+    exact_match: float | str       # ByteMLPerf-compatible, or why there is no number
+    f1: float | str
+    sequences_per_s: float
+    batches_per_s: float
+    seq_len: int
+    transfer: str
+    backend: str
+    device: str
+    weights: str
+    vs_reference: float | None = None   # our batches/s over the reference's, batch 16 only
+    reference: bool = False
+
+
+def reference_row() -> ReportRow:
+    return ReportRow(REFERENCE_MODEL, REFERENCE_BATCH_SIZE, REFERENCE_PRECISION, REFERENCE_QPS_BATCHES,
+                     REFERENCE_EM_BYTEMLPERF, REFERENCE_F1_BYTEMLPERF, REFERENCE_QPS_BATCHES * REFERENCE_BATCH_SIZE,
+                     REFERENCE_QPS_BATCHES, 384, "device only (trtexec-style)", "ixrt", REFERENCE_DEVICE, "real",
+                     None, True)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------
+LOADGEN_SCHEMA = "albert-ixrt/loadgen/1"
+
+
+@dataclass
+class Inputs:
+    bench: list[tuple[Path, BenchReport]]
+    metrics: list[tuple[Path, dict]]
+    loadgen: list[tuple[Path, dict]] = field(default_factory=list)
+
+
+def _json_files(folder: Path) -> list[Path]:
+    skip = {REPORT_JSON}
+    return sorted(p for p in folder.rglob("*.json") if p.name not in skip and p.is_file())
+
+
+def collect(folder: str | os.PathLike) -> Inputs:
+    """Every benchmark report and ``metrics.json`` under ``folder`` (other JSON files are ignored)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise AssetMissingError(f"report folder not found: {folder}")
+    bench, metrics, loadgen = [], [], []
+    for path in _json_files(folder):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if isinstance(data, dict) and data.get("schema") == BENCH_SCHEMA:
+            bench.append((path, BenchReport.from_dict(data)))
+        elif path.name == "metrics.json" and isinstance(data, dict) and isinstance(data.get("scores"), dict):
+            metrics.append((path, data))
+        elif isinstance(data, dict) and data.get("schema") == LOADGEN_SCHEMA:
+            loadgen.append((path, data))
+    return Inputs(bench, metrics, loadgen)
+
+
+# --------------------------------------------------------------------------------------------
+# Rows
+# --------------------------------------------------------------------------------------------
+def metrics_weights(m: dict) -> str:
+    return str((m.get("model") or {}).get("weights") or m.get("runner", {}).get("weights") or "unknown")
+
+
+def accuracy_for(result: BenchResult, metrics: list[dict]) -> tuple[float | str, float | str]:
+    """(EM, F1) of the evaluation of the same model, backend and precision, if any; never from random weights."""
+    if result.weights == "random":
+        return NO_ACCURACY, NO_ACCURACY
+    for m in metrics:
+        runner = m.get("runner", {})
+        evaluated = (m.get("model") or {}).get("model")
+        if evaluated and result.model and evaluated != result.model:
+            continue  # another model's evaluation
+        if runner.get("backend") == result.backend and runner.get("precision") == result.precision:
+            if metrics_weights(m) != "real":
+                return NO_ACCURACY, NO_ACCURACY
+            s = m["scores"]
+            return float(s["bytemlperf_exact_match"]), float(s["bytemlperf_f1"])
+    return NOT_MEASURED, NOT_MEASURED
+
+
+def model_label(result: BenchResult) -> str:
+    name = result.model or "?"
+    if name.endswith(".json"):
+        name = Path(name).parent.name or name
+    return f"{name} [random weights]" if result.weights == "random" else name
+
+
+def rows_for(inputs: Inputs) -> list[ReportRow]:
+    metrics = [m for _, m in inputs.metrics]
+    rows = []
+    for _, report in inputs.bench:
+        for r in report.results:
+            em, f1 = accuracy_for(r, metrics)
+            vs = r.batches_per_s / REFERENCE_QPS_BATCHES if r.batch_size == REFERENCE_BATCH_SIZE else None
+            rows.append(ReportRow(model_label(r), r.batch_size, r.precision, r.batches_per_s, em, f1,
+                                  r.sequences_per_s, r.batches_per_s, r.seq_len, r.transfer, r.backend, r.device,
+                                  r.weights, vs))
+    rows.sort(key=lambda x: (x.model, x.backend, x.precision, x.seq_len, x.transfer, x.batch_size))
+    return rows + [reference_row()]
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------
+def _cell(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.2f}"
+    return str(v)
+
+
+def markdown_table(rows: list[ReportRow]) -> str:
+    head = ["Model", "BatchSize", "Precision", "QPS", "Exact Match", "F1 Score", "seq/s", "batches/s", "SeqLen",
+            "Transfer", "Backend", "Device", "Weights", "vs reference (batches/s)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        name = f"**{r.model}**" if r.reference else r.model
+        vs = f"{r.vs_reference:.2f}x" if r.vs_reference is not None else ("1.00x" if r.reference else "")
+        cells = [name, str(r.batch_size), r.precision.upper(), _cell(r.qps), _cell(r.exact_match), _cell(r.f1),
+                 f"{r.sequences_per_s:.1f}", _cell(r.batches_per_s), str(r.seq_len), r.transfer, r.backend, r.device,
+                 r.weights, vs]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def official_scores_lines(inputs: Inputs) -> list[str]:
+    lines = []
+    for path, m in inputs.metrics:
+        s, runner = m["scores"], m.get("runner", {})
+        weights = metrics_weights(m)
+        what = f"{runner.get('backend', '?')}/{runner.get('precision', '?')} ({path.parent.name or path})"
+        if weights != "real":
+            lines.append(f"- {what}: {weights} weights — scores not shown (they measure nothing about accuracy)")
+        else:
+            lines.append(f"- {what}: official SQuAD v1.1 EM {s['exact_match']:.2f} / F1 {s['f1']:.2f}; "
+                         f"ByteMLPerf-compatible EM {s['bytemlperf_exact_match']:.2f} / F1 {s['bytemlperf_f1']:.2f}")
+    return lines
+
+
+def loadgen_lines(inputs: Inputs) -> list[str]:
+    lines = ["| Scenario | Backend | Precision | samples/s | p90 latency ms | samples | LoadGen verdict | Weights |",
+             "|---|---|---|---|---|---|---|---|"]
+    for _, d in inputs.loadgen:
+        runner = d.get("runner", {})
+        weights = ((d.get("settings") or {}).get("model") or {}).get("weights", runner.get("weights", "unknown"))
+        p90 = (d.get("latency_ns") or {}).get("90.00")
+        verdict = {True: "VALID", False: "INVALID (short run)"}.get(d.get("valid"), "?")
+        rate = d.get("samples_per_second")
+        lines.append(f"| {d.get('scenario')} | {runner.get('backend', '?')} | {runner.get('precision', '?')} | "
+                     f"{rate if rate is None else f'{rate:.2f}'} | {'' if p90 is None else f'{p90 / 1e6:.2f}'} | "
+                     f"{d.get('samples_issued')} | {verdict} | {weights} |")
+    return lines
+
+
+def render_markdown(rows: list[ReportRow], inputs: Inputs) -> str:
+    machines = {(rep.environment.get("cpu"), rep.environment.get("gpu")) for _, rep in inputs.bench}
+    random_rows = any(r.weights == "random" for r in rows)
+    parts = [
+        "# ALBERT SQuAD v1.1: throughput and accuracy against the reference", "",
+        f"Reference: DeepSparkInference ALBERT (ixRT) on an {REFERENCE_DEVICE}: {REFERENCE_PRECISION.upper()}, batch "
+        f"{REFERENCE_BATCH_SIZE}, QPS {REFERENCE_QPS_BATCHES} where one query = one batch of {REFERENCE_BATCH_SIZE} "
+        f"(= {REFERENCE_QPS_BATCHES * REFERENCE_BATCH_SIZE:.1f} sequences/s), EM {REFERENCE_EM_BYTEMLPERF} / F1 "
+        f"{REFERENCE_F1_BYTEMLPERF} (ByteMLPerf-compatible metric).", "",
+        "QPS = batches/s. Exact Match / F1 are ByteMLPerf-compatible (sums over questions / number of features), "
+        "as in the reference.", "",
+        markdown_table(rows), "",
+    ]
+    if random_rows:
+        parts += ["Rows marked [random weights] measure speed only: a random-weight model has no accuracy, so its "
+                  f"Exact Match / F1 read \"{NO_ACCURACY}\".", ""]
+    official = official_scores_lines(inputs)
+    if official:
+        parts += ["## Evaluations found", "", *official, ""]
+    if inputs.loadgen:
+        parts += ["## MLPerf LoadGen runs", "", *loadgen_lines(inputs), ""]
+    parts += ["## Sources", "", *[f"- `{p}`" for p, _ in inputs.bench], *[f"- `{p}`" for p, _ in inputs.metrics],
+              *[f"- `{p}`" for p, _ in inputs.loadgen], ""]
+    if len(machines) > 1:
+        parts += ["Note: these runs come from different machines; compare rows of one machine only.", ""]
+    parts += [f"![throughput vs batch size]({PLOT_PNG})", ""]
+    return "\n".join(parts)
+
+
+def plot_throughput(rows: list[ReportRow], dest: Path) -> Path:
+    """sequences/s against batch size, one line per (model, backend, precision, seq, transfer)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series: dict[str, list[tuple[int, float]]] = {}
+    for r in rows:
+        if r.reference:
+            continue
+        key = f"{r.model} {r.backend}/{r.precision} seq{r.seq_len} {r.transfer}"
+        series.setdefault(key, []).append((r.batch_size, r.sequences_per_s))
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for key, points in sorted(series.items()):
+        points.sort()
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=key)
+    ref = reference_row()
+    ax.scatter([ref.batch_size], [ref.sequences_per_s], marker="*", s=200, color="black",
+               label=f"reference {REFERENCE_DEVICE} {REFERENCE_PRECISION.upper()} ({ref.sequences_per_s:.0f} seq/s)")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("sequences / s")
+    ax.set_title("ALBERT SQuAD throughput vs batch size")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(dest, dpi=100)
+    plt.close(fig)
+    return dest
+
+
+def write_report(folder: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> dict[str, Path]:
+    """Collect ``folder`` and write the three report files into ``out_dir`` (default: ``folder``)."""
+    inputs = collect(folder)
+    if not inputs.bench and not inputs.metrics and not inputs.loadgen:
+        raise AssetMissingError(f"no benchmark reports (albert-ixrt bench --json) or metrics.json under {folder}")
+    out = Path(out_dir or folder)
+    rows = rows_for(inputs)
+    md = write_text_atomic(out / REPORT_MD, render_markdown(rows, inputs))
+    js = write_json_atomic(out / REPORT_JSON, {
+        "schema": "albert-ixrt/report/1", "qps_definition": "batches per second (one query = one batch)",
+        "accuracy_metric": "ByteMLPerf-compatible exact match / F1",
+        "rows": [asdict(r) for r in rows], "loadgen": [d for _, d in inputs.loadgen],
+        "sources": [str(p) for p, _ in inputs.bench + inputs.metrics + inputs.loadgen]})
+    png = plot_throughput(rows, out / PLOT_PNG)
+    return {"markdown": md, "json": js, "plot": png}
