@@ -63,6 +63,10 @@ def make_runner(backend: str, model: LoadedModel | None, precision: str, onnx: s
 
     if backend == "torch":
         return create_runner("torch", model=model, precision=precision, **kw)
+    if backend in ("tensorrt", "ixrt"):
+        from .engine import import_tensorrt
+
+        import_tensorrt(backend)  # a missing library is reported now, not after a conversion
     if onnx is None:
         if model is None:
             raise AlbertIxrtError(f"backend {backend} needs --onnx or --model")

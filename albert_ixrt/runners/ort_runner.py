@@ -20,6 +20,7 @@ import numpy as np
 
 from ..config import CACHE_DIR
 from ..errors import BackendUnavailable, InputFileError
+from ..export import load_onnx
 from ..fileio import atomic_path, sha256_file
 from ..model import INPUT_NAMES, OUTPUT_NAMES
 from .base import Feed, Runner, check_feed, register
@@ -118,8 +119,7 @@ class OnnxRuntimeRunner(Runner):
                  int8_cache_dir: str | os.PathLike | None = None):
         ort = _ort()
         path = Path(onnx_path)
-        if not path.is_file():
-            raise InputFileError(path, "ONNX file not found")
+        load_onnx(path)  # a missing, empty, truncated or corrupt file -> one clear error naming it
         if precision not in ORT_PRECISIONS:
             raise BackendUnavailable("onnxruntime",
                                      f"precision {precision!r} not supported ({', '.join(ORT_PRECISIONS)})")

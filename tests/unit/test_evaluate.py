@@ -47,3 +47,22 @@ def test_metrics_json_is_labelled_for_random_weights(tiny_model, tmp_path):
     preds = json.loads((tmp_path / "predictions.json").read_text())
     assert len(preds) == metrics["scores"]["questions"] == 12
     assert not list(tmp_path.glob("*.partial"))
+
+
+def test_missing_tensorrt_is_reported_before_any_conversion(tiny_model, monkeypatch):
+    import pytest
+
+    from albert_ixrt import pipeline
+    from albert_ixrt.errors import BackendUnavailable
+
+    def no_conversion(*_a, **_k):
+        raise AssertionError("converted before checking that the backend exists")
+
+    monkeypatch.setattr(pipeline, "convert_for_backend", no_conversion)
+    try:
+        import tensorrt  # noqa: F401
+        pytest.skip("TensorRT is installed here: nothing to report")
+    except ImportError:
+        pass
+    with pytest.raises(BackendUnavailable, match="tensorrt"):
+        pipeline.make_runner("tensorrt", tiny_model, "fp16")

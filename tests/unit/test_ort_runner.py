@@ -127,8 +127,16 @@ def test_cuda_request_on_a_cpu_build_is_a_one_line_skip(tiny_graphs):
 
 
 def test_bad_requests(tmp_path, tiny_graphs):
-    with pytest.raises(InputFileError, match="ONNX file not found"):
+    from albert_ixrt.errors import AssetMissingError
+
+    with pytest.raises(AssetMissingError, match="ONNX model not found"):
         create_runner("onnxruntime", onnx_path=tmp_path / "missing.onnx")
+    (tmp_path / "empty.onnx").write_bytes(b"")
+    with pytest.raises(InputFileError, match="empty.onnx: empty file"):
+        create_runner("onnxruntime", onnx_path=tmp_path / "empty.onnx")
+    (tmp_path / "corrupt.onnx").write_bytes(b"\x08\x07garbage" * 10)
+    with pytest.raises(InputFileError, match="corrupt.onnx: not a readable ONNX model"):
+        create_runner("onnxruntime", onnx_path=tmp_path / "corrupt.onnx")
     with pytest.raises(BackendUnavailable, match="needs an ONNX file"):
         create_runner("onnxruntime")
     with pytest.raises(BackendUnavailable, match="precision 'bf16'"):
