@@ -90,49 +90,115 @@ def convert_for_backend(model: LoadedModel, backend: str, precision: str) -> Pat
 @dataclass
 class Step:
     name: str
-    status: str          # "ok" | "failed" | "skipped"
+    status: str          # "ok" | "failed"
     seconds: float
     detail: dict = field(default_factory=dict)
+
+
+#: Steps of ``albert-ixrt run``, in order; --skip may leave out the optional ones.
+STEPS = ("load", "features", "convert", "equivalence", "evaluate", "bench", "report")
+OPTIONAL_STEPS = ("convert", "equivalence", "bench")
+#: Features compared stage by stage in the equivalence step (as in `convert --verify`).
+EQUIVALENCE_FEATURES = 16
+#: The bench step: the reference shapes, a short run (the full harness is `albert-ixrt bench`).
+BENCH_BATCH_SIZES, BENCH_SEQ_LEN, BENCH_ITERATIONS = (1, 16), 384, 5
+
+
+class _Timer:
+    """Times one step and appends it to ``steps``."""
+
+    def __init__(self, steps: list[Step], name: str):
+        self.steps, self.name = steps, name
+        self.status, self.detail = "ok", {}
+
+    def __enter__(self):
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.steps.append(Step(self.name, self.status, time.perf_counter() - self.t0, self.detail))
 
 
 def run_acceptance(*, profile: str = "real", model_spec: str | None = None, random_weights: bool = False,
                    squad: str | None = None, tokenizer: str | None = None, backend: str = "torch",
                    precision: str = "fp32", batch_size: int = 8, limit: int | None = None,
-                   out_dir: str | Path = "results", progress: bool = True) -> tuple[dict, EvalResult]:
-    """Run the acceptance pipeline and write report.json / report.md into ``out_dir``."""
+                   out_dir: str | Path = "results", progress: bool = True,
+                   skip: tuple[str, ...] = ()) -> tuple[dict, EvalResult]:
+    """Run the acceptance pipeline (``STEPS``) and write its files into ``out_dir``: the ONNX
+    stages and manifest.json (onnx/), equivalence.json, predictions.json, metrics.json,
+    bench.json, perf_report.md/.json + throughput.png, and report.json + report.md."""
+    unknown = set(skip) - set(OPTIONAL_STEPS)
+    if unknown:
+        raise AlbertIxrtError(f"cannot skip {sorted(unknown)}; optional steps are {', '.join(OPTIONAL_STEPS)}")
     out_dir = Path(out_dir)
     steps: list[Step] = []
     tiny = profile == "tiny"
 
-    t = time.perf_counter()
-    model = load_model("tiny" if tiny else (model_spec or DEFAULT_MODEL_ID), random_weights=random_weights)
-    tok = AlbertTokenizer(resolve_tokenizer(model, tokenizer))
-    check_vocab(tok, model)
-    if tiny:
-        from .selftest import squad_sample_path
+    with _Timer(steps, "load") as step:
+        model = load_model("tiny" if tiny else (model_spec or DEFAULT_MODEL_ID), random_weights=random_weights)
+        tok = AlbertTokenizer(resolve_tokenizer(model, tokenizer))
+        check_vocab(tok, model)
+        if tiny:
+            from .selftest import squad_sample_path
 
-        squad_path = Path(squad) if squad else squad_sample_path()
-    else:
-        squad_path = assets.squad_dev_path(squad)
-    steps.append(Step("load", "ok", time.perf_counter() - t, {**model.describe(), "tokenizer": str(tok.path),
-                                                              "squad": str(squad_path)}))
+            squad_path = Path(squad) if squad else squad_sample_path()
+        else:
+            squad_path = assets.squad_dev_path(squad)
+        step.detail = {**model.describe(), "tokenizer": str(tok.path), "squad": str(squad_path)}
 
-    t = time.perf_counter()
-    examples, features = prepare_data(squad_path, tok, DEFAULT_SQUAD, limit, progress)
-    steps.append(Step("features", "ok", time.perf_counter() - t,
-                      {"examples": len(examples), "features": len(features)}))
+    with _Timer(steps, "features") as step:
+        examples, features = prepare_data(squad_path, tok, DEFAULT_SQUAD, limit, progress)
+        step.detail = {"examples": len(examples), "features": len(features)}
 
-    t = time.perf_counter()
-    with make_runner(backend, model, precision) as runner:
-        result = evaluate(runner, examples, features, batch_size=batch_size, progress=progress,
-                          model_info=model.describe())
-    result.write(out_dir)
-    steps.append(Step("evaluate", "ok", time.perf_counter() - t, {
-        "scores": result.scores.as_dict(), "features_per_second": round(result.features_per_second, 2),
-        "runner": result.runner}))
+    onnx_dir = out_dir / "onnx"
+    manifest = None
+    if "convert" not in skip:
+        from .export import convert
+
+        with _Timer(steps, "convert") as step:
+            manifest = convert(model, onnx_dir, progress=progress)
+            step.detail = {name: {k: e[k] for k in ("file", "node_count", "fused_ops", "size_bytes", "seconds")}
+                           for name, e in manifest["stages"].items()}
+    if "equivalence" not in skip and manifest is not None:
+        from .compare import SquadFeeds, compare_manifest
+
+        with _Timer(steps, "equivalence") as step:
+            result = compare_manifest(model, manifest, onnx_dir, SquadFeeds(features[:EQUIVALENCE_FEATURES], 8))
+            write_json_atomic(out_dir / "equivalence.json", result.to_dict())
+            step.status = "ok" if result.passed else "failed"
+            step.detail = {"passed": result.passed, "failures": result.failures(), "table": result.table()}
+
+    onnx = None
+    if backend != "torch" and manifest is not None:
+        from .export import ENGINE_INPUTS, stage_paths
+
+        onnx = stage_paths(manifest, onnx_dir)[ENGINE_INPUTS.get(f"{backend}-{precision}") or ENGINE_INPUTS[backend]]
+    with make_runner(backend, model, precision, onnx) as runner:
+        with _Timer(steps, "evaluate") as step:
+            result = evaluate(runner, examples, features, batch_size=batch_size, progress=progress,
+                              model_info=model.describe())
+            result.write(out_dir)
+            step.detail = {"scores": result.scores.as_dict(),
+                           "features_per_second": round(result.features_per_second, 2), "runner": result.runner}
+        if "bench" not in skip:
+            from .bench import BenchSettings, run_benchmark
+
+            with _Timer(steps, "bench") as step:
+                settings = BenchSettings(batch_sizes=BENCH_BATCH_SIZES, seq_lens=(BENCH_SEQ_LEN,),
+                                         iterations=BENCH_ITERATIONS, warmup=1)
+                bench = run_benchmark(runner, features, settings, model_info=model.describe(),
+                                      vocab_size=model.config.get("vocab_size"))
+                bench.write(out_dir / "bench.json")
+                step.detail = {"table": bench.table()}
+
+    with _Timer(steps, "report") as step:
+        from .report import write_report
+
+        step.detail = {k: str(v) for k, v in write_report(out_dir).items()}
 
     report = {"profile": profile, "label": label_for(model, tiny), "model": model.describe(),
-              "squad": str(squad_path), "steps": [s.__dict__ for s in steps]}
+              "squad": str(squad_path), "passed": all(st.status == "ok" for st in steps),
+              "steps": [st.__dict__ for st in steps]}
     write_json_atomic(out_dir / "report.json", report)
     write_text_atomic(out_dir / "report.md", render_markdown(report, result))
     return report, result
@@ -148,9 +214,11 @@ def label_for(model: LoadedModel, tiny: bool) -> str:
 
 def render_markdown(report: dict, result) -> str:
     s = result.scores
+    verdict = "all steps passed" if report["passed"] else "FAILED: " + ", ".join(
+        st["name"] for st in report["steps"] if st["status"] != "ok")
     lines = [
         f"# albert-ixrt acceptance run ({report['profile']})", "",
-        f"**{report['label']}**", "",
+        f"**{report['label']}** — {verdict}", "",
         f"- model: `{report['model']['model']}` ({report['model']['weights']} weights)",
         f"- data: `{report['squad']}` ({s.questions} questions, {s.features} features)",
         f"- runner: {result.runner}", "",
@@ -161,12 +229,22 @@ def render_markdown(report: dict, result) -> str:
         f"| ByteMLPerf-compatible (sums / {s.features} features) | {s.bytemlperf_exact_match:.2f} | "
         f"{s.bytemlperf_f1:.2f} |", "",
     ]
+    for name, title in (("equivalence", "Equivalence with torch fp32"), ("bench", "Throughput and latency")):
+        step = next((st for st in report["steps"] if st["name"] == name), None)
+        if step:
+            lines += [f"## {title}", "", "```", step["detail"]["table"], "```", ""]
+    lines += ["Throughput table against the reference row: `perf_report.md` (plot: `throughput.png`).", ""]
     return "\n".join(lines)
 
 
 def summarize(report: dict, result) -> str:
     """One screenful for the terminal."""
     rows = [report["label"],
-            *[f"  {st['name']:<9} {st['status']:<7} {st['seconds']:7.1f} s" for st in report["steps"]],
+            *[f"  {st['name']:<11} {st['status']:<7} {st['seconds']:7.1f} s" for st in report["steps"]],
             *[f"  {line}" for line in result.scores.summary_lines()]]
+    for st in report["steps"]:
+        if st["name"] in ("equivalence", "bench"):
+            rows += ["", st["detail"]["table"]]
+    rows.append("PASSED" if report["passed"] else "FAILED: " + ", ".join(
+        st["name"] for st in report["steps"] if st["status"] != "ok"))
     return "\n".join(rows)

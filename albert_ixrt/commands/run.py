@@ -1,4 +1,5 @@
-"""``albert-ixrt run``: the acceptance pipeline end to end (load -> evaluate -> report).
+"""``albert-ixrt run``: the acceptance pipeline end to end
+(load -> features -> convert -> equivalence -> evaluate -> bench -> report).
 
 Default: the real model and the official dev set.  ``--profile tiny``: the embedded self-test
 (tiny seeded model, project-made tokenizer and SQuAD sample), offline, in seconds.
@@ -19,6 +20,8 @@ def add_arguments(p):
     p.add_argument("--precision", default="fp32")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--limit", type=int, help="only the first K questions")
+    p.add_argument("--skip", nargs="*", default=[], choices=("convert", "equivalence", "bench"),
+                   help="leave out optional steps")
     p.add_argument("--out", default="results", help="output directory (default: ./results)")
     p.add_argument("--quiet", action="store_true")
 
@@ -29,7 +32,8 @@ def run(args) -> int:
     report, result = run_acceptance(profile=args.profile, model_spec=args.model, random_weights=args.random_weights,
                             squad=args.squad, tokenizer=args.tokenizer, backend=args.backend,
                             precision=args.precision, batch_size=args.batch_size, limit=args.limit,
-                            out_dir=args.out, progress=not args.quiet)
+                            out_dir=args.out, progress=not args.quiet, skip=tuple(args.skip))
     print(summarize(report, result))
-    print(f"written: {args.out}/report.md, report.json, predictions.json, metrics.json")
-    return 0
+    print(f"written: {args.out}/report.md (summary), report.json, perf_report.md, throughput.png, "
+          "predictions.json, metrics.json, bench.json, equivalence.json, onnx/manifest.json")
+    return 0 if report["passed"] else 1
