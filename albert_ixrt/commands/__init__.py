@@ -28,6 +28,18 @@ def squad_settings(args):
                          max_query_length=args.max_query_length)
 
 
+def write_and_print(result, out_dir: str, headline: str) -> int:
+    """Write an evaluation's predictions.json and metrics.json, and print both metrics, labelled."""
+    import json
+    from pathlib import Path
+
+    pred, met = result.write(Path(out_dir))
+    print(headline)
+    print("\n".join(result.scores.summary_lines()))
+    print(json.dumps({"predictions": str(pred), "metrics": str(met)}))
+    return 0
+
+
 def load_model_arg(args):
     from ..model import load_model
 

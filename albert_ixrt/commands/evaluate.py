@@ -2,10 +2,7 @@
 metrics.json (official and ByteMLPerf-compatible figures, labelled)."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-from . import add_model_args, add_squad_args, load_model_arg, squad_settings
+from . import add_model_args, add_squad_args, load_model_arg, squad_settings, write_and_print
 
 HELP = "evaluate a model on SQuAD v1.1: writes predictions.json and metrics.json"
 
@@ -49,9 +46,6 @@ def run(args) -> int:
                           settings=squad_settings(args), progress=not args.quiet, model_info=model.describe())
     if shard is not None:
         result.settings["shard"] = {"index": shard[0] + 1, "count": shard[1]}
-    pred, met = result.write(Path(args.out))
     s = result.scores
-    print(f"{model.label}: {s.questions} questions, {s.features} features, {result.features_per_second:.1f} features/s")
-    print("\n".join(s.summary_lines()))
-    print(json.dumps({"predictions": str(pred), "metrics": str(met)}))
-    return 0
+    return write_and_print(result, args.out, f"{model.label}: {s.questions} questions, {s.features} features, "
+                                             f"{result.features_per_second:.1f} features/s")

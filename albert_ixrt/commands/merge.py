@@ -2,8 +2,9 @@
 predictions.json + metrics.json, scored on the whole data set."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from . import write_and_print
 
 HELP = "merge sharded evaluate outputs (predictions.json + metrics.json per directory) and score them"
 
@@ -20,9 +21,6 @@ def run(args) -> int:
     from ..merge import merge_shards
 
     merged = merge_shards([Path(d) for d in args.shards], assets.squad_dev_path(args.squad), args.limit)
-    pred, met = merged.write(Path(args.out))
     s = merged.scores
-    print(f"merged {len(args.shards)} shards: {s.questions} questions, {s.features} features")
-    print("\n".join(s.summary_lines()))
-    print(json.dumps({"predictions": str(pred), "metrics": str(met)}))
-    return 0
+    return write_and_print(merged, args.out, f"merged {len(args.shards)} shards: {s.questions} questions, "
+                                             f"{s.features} features")
