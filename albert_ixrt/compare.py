@@ -6,8 +6,8 @@ Polygraphy runs the runners (``Comparator.run``) and judges each output element-
 both ``atol`` and ``rtol``).  On top of that this module locates the worst errors (feed, row,
 position) and measures start/end argmax agreement, raw and *margin-aware*: a random-weight model's
 logits are nearly flat, so an argmax flip can be a tie; a row counts as *decidable* only when its
-fp32 top-1 margin exceeds the stage's measured error bound (twice the worst absolute error: each
-of the two competing logits may move by that much).
+fp32 top-1 margin exceeds the error a stage within tolerance may make (twice its precision's atol:
+each of the two competing logits may move by that much).
 """
 from __future__ import annotations
 
@@ -315,7 +315,9 @@ def measure(stage: str, precision: str, output: str, tol: Tolerance, ref: list, 
         j = np.unravel_index(int(np.argmax(reldiff)), reldiff.shape)
         if reldiff[j] > worst_rel:
             worst_rel, rel_at, rel_vals = float(reldiff[j]), (f, int(j[0]), int(j[1])), (float(r[j]), float(g[j]))
-    bound = 2.0 * worst_abs
+    # Judged against the tolerance, not the errors measured on these same rows (a bound taken from
+    # them could never be exceeded): within tolerance each of two competing logits may move by atol.
+    bound = 2.0 * tol.atol
     rows, agree, decidable, decidable_agree = argmax_agreement(ref, got, [f["attention_mask"] for f in feeds], bound)
     return OutputComparison(stage, precision, output, tol.atol, tol.rtol, passed_elementwise, mismatched, elements,
                             worst_abs, abs_at, abs_vals, worst_rel, rel_at, rel_vals, rows, agree, bound, decidable,

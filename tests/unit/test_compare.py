@@ -53,7 +53,7 @@ def test_measure_locates_the_worst_errors_across_feeds():
     assert c.worst_abs == pytest.approx(0.5) and c.worst_abs_at == (1, 1, 2)
     assert c.worst_abs_values == (1.0, 1.5)
     assert c.mismatched_elements == 1 and c.elements == 10
-    assert c.error_bound == pytest.approx(1.0)
+    assert c.error_bound == pytest.approx(2 * tol.atol)   # from the tolerance, not from these rows
     message = c.failure_message()
     assert "stage 'fused' (fp32) output 'start_logits'" in message
     assert "worst absolute error 0.5 at (feed 1, batch 1, position 2)" in message
@@ -72,3 +72,16 @@ def test_squad_feeds_pad_to_longest_full_or_fixed():
     assert len(ChainedFeeds(SquadFeeds(feats, 1), SquadFeeds(feats, 3))) == 4
     with pytest.raises(ValueError):
         SquadFeeds(feats, 0)
+
+
+def test_an_argmax_flip_on_a_decidable_row_fails_even_within_rtol():
+    """Element-wise within tolerance (thanks to rtol), yet the answer position moves on a row whose
+    fp32 margin (1.0) is far above 2 x atol: the comparison must fail."""
+    tol = Tolerance(atol=0.01, rtol=0.2, reason="test")
+    ref = [np.array([[10.0, 9.0, 0.0]], np.float32)]
+    got = [np.array([[9.5, 10.2, 0.0]], np.float32)]
+    feeds = [{"attention_mask": np.ones((1, 3), np.int64)}]
+    c = measure("fp16", "fp16", "start_logits", tol, ref, got, feeds, passed_elementwise=True)
+    assert c.mismatched_elements == 0
+    assert (c.decidable_rows, c.decidable_agree) == (1, 0)
+    assert not c.passed
