@@ -492,6 +492,15 @@ def stage_paths(manifest: dict, out_dir) -> dict[str, Path]:
     return {name: Path(out_dir) / entry["file"] for name, entry in manifest["stages"].items()}
 
 
+def graph_problems(manifest: dict) -> list[str]:
+    """Every stage's graph-check problems, for the engine family that consumes that stage."""
+    lines = []
+    for name, entry in manifest["stages"].items():
+        check = entry.get("graph_check") or {}
+        lines += [f"{name} ({check.get('target')}): {p}" for p in check.get("problems", [])]
+    return lines
+
+
 def stage_table(manifest: dict) -> str:
     """The readable per-stage summary the ``convert`` command prints."""
     rows = [("stage", "file", "nodes", "fused ops", "size MB", "seconds", "cached")]

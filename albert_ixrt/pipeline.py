@@ -9,7 +9,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from . import assets
-from .config import DEFAULT_MODEL_ID, DEFAULT_SQUAD, SquadSettings
+from .config import (DEFAULT_MODEL_ID, DEFAULT_SQUAD, REFERENCE_EM_BYTEMLPERF, REFERENCE_F1_BYTEMLPERF,
+                     SQUAD_DEV_QUESTIONS, SquadSettings)
 from .errors import AlbertIxrtError, InputFileError
 from .evaluate import EvalResult, evaluate
 from .fileio import write_json_atomic, write_text_atomic
@@ -90,18 +91,18 @@ def convert_for_backend(model: LoadedModel, backend: str, precision: str) -> Pat
 @dataclass
 class Step:
     name: str
-    status: str          # "ok" | "failed"
+    status: str          # "ok" | "failed" | "skipped" (with the reason in detail)
     seconds: float
     detail: dict = field(default_factory=dict)
 
 
 #: Steps of ``albert-ixrt run``, in order; --skip may leave out the optional ones.
-STEPS = ("load", "features", "convert", "equivalence", "evaluate", "bench", "report")
+STEPS = ("load", "features", "convert", "equivalence", "evaluate", "thresholds", "bench", "report")
 OPTIONAL_STEPS = ("convert", "equivalence", "bench")
 #: Features compared stage by stage in the equivalence step (as in `convert --verify`).
 EQUIVALENCE_FEATURES = 16
 #: The bench step: the reference shapes, a short run (the full harness is `albert-ixrt bench`).
-BENCH_BATCH_SIZES, BENCH_SEQ_LEN, BENCH_ITERATIONS = (1, 16), 384, 5
+BENCH_BATCH_SIZES, BENCH_SEQ_LEN, BENCH_ITERATIONS = (1, 16), DEFAULT_SQUAD.max_seq_length, 5
 
 
 class _Timer:
@@ -153,12 +154,15 @@ def run_acceptance(*, profile: str = "real", model_spec: str | None = None, rand
     onnx_dir = out_dir / "onnx"
     manifest = None
     if "convert" not in skip:
-        from .export import convert
+        from .export import convert, graph_problems
 
         with _Timer(steps, "convert") as step:
             manifest = convert(model, onnx_dir, progress=progress)
-            step.detail = {name: {k: e[k] for k in ("file", "node_count", "fused_ops", "size_bytes", "seconds")}
-                           for name, e in manifest["stages"].items()}
+            problems = graph_problems(manifest)
+            step.status = "failed" if problems else "ok"
+            step.detail = {"graph_problems": problems, **{
+                name: {k: e[k] for k in ("file", "node_count", "fused_ops", "size_bytes", "seconds")}
+                for name, e in manifest["stages"].items()}}
     if "equivalence" not in skip and manifest is not None:
         from .compare import SquadFeeds, compare_manifest
 
@@ -180,6 +184,8 @@ def run_acceptance(*, profile: str = "real", model_spec: str | None = None, rand
             result.write(out_dir)
             step.detail = {"scores": result.scores.as_dict(),
                            "features_per_second": round(result.features_per_second, 2), "runner": result.runner}
+        with _Timer(steps, "thresholds") as step:
+            step.status, step.detail = judge_thresholds(result, model, tiny)
         if "bench" not in skip:
             from .bench import BenchSettings, run_benchmark
 
@@ -197,11 +203,26 @@ def run_acceptance(*, profile: str = "real", model_spec: str | None = None, rand
         step.detail = {k: str(v) for k, v in write_report(out_dir).items()}
 
     report = {"profile": profile, "label": label_for(model, tiny), "model": model.describe(),
-              "squad": str(squad_path), "passed": all(st.status == "ok" for st in steps),
+              "squad": str(squad_path), "passed": all(st.status != "failed" for st in steps),
               "steps": [st.__dict__ for st in steps]}
     write_json_atomic(out_dir / "report.json", report)
     write_text_atomic(out_dir / "report.md", render_markdown(report, result))
     return report, result
+
+
+def judge_thresholds(result: EvalResult, model: LoadedModel, tiny: bool) -> tuple[str, dict]:
+    """The reference thresholds (ByteMLPerf-compatible EM/F1, as the reference measured them) on
+    real weights over the whole dev set; a random-weight model or a partial run is not judged."""
+    s = result.scores
+    wanted = {"bytemlperf_exact_match": REFERENCE_EM_BYTEMLPERF, "bytemlperf_f1": REFERENCE_F1_BYTEMLPERF}
+    if model.weights != "real" or tiny:
+        return "skipped", {"reason": "random weights: accuracy is not judged", "thresholds": wanted}
+    if s.questions != SQUAD_DEV_QUESTIONS:
+        return "skipped", {"reason": f"{s.questions} questions evaluated, thresholds hold for the full dev set "
+                                     f"({SQUAD_DEV_QUESTIONS})", "thresholds": wanted}
+    got = {"bytemlperf_exact_match": s.bytemlperf_exact_match, "bytemlperf_f1": s.bytemlperf_f1}
+    below = {k: (got[k], v) for k, v in wanted.items() if got[k] < v}
+    return ("failed" if below else "ok"), {"thresholds": wanted, "measured": got, "below": below}
 
 
 def label_for(model: LoadedModel, tiny: bool) -> str:
@@ -215,7 +236,7 @@ def label_for(model: LoadedModel, tiny: bool) -> str:
 def render_markdown(report: dict, result) -> str:
     s = result.scores
     verdict = "all steps passed" if report["passed"] else "FAILED: " + ", ".join(
-        st["name"] for st in report["steps"] if st["status"] != "ok")
+        st["name"] for st in report["steps"] if st["status"] == "failed")
     lines = [
         f"# albert-ixrt acceptance run ({report['profile']})", "",
         f"**{report['label']}** — {verdict}", "",
@@ -246,5 +267,5 @@ def summarize(report: dict, result) -> str:
         if st["name"] in ("equivalence", "bench"):
             rows += ["", st["detail"]["table"]]
     rows.append("PASSED" if report["passed"] else "FAILED: " + ", ".join(
-        st["name"] for st in report["steps"] if st["status"] != "ok"))
+        st["name"] for st in report["steps"] if st["status"] == "failed"))
     return "\n".join(rows)

@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..export import MANIFEST_NAME, convert, stage_table
+    from ..export import MANIFEST_NAME, convert, graph_problems, stage_table
 
     model = load_model_arg(args)
     print(f"model: {model.name} ({model.label}, source sha256 {model.source_sha256[:16]})")
@@ -63,12 +63,3 @@ def verify(model, manifest: dict, args) -> list[str]:
     for line in failures:
         print(f"equivalence: {line}")
     return failures
-
-
-def graph_problems(manifest: dict) -> list[str]:
-    """Every stage's graph-check problems, for the engine family that consumes that stage."""
-    lines = []
-    for name, entry in manifest["stages"].items():
-        check = entry.get("graph_check") or {}
-        lines += [f"{name} ({check.get('target')}): {p}" for p in check.get("problems", [])]
-    return lines

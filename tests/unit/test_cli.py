@@ -64,7 +64,9 @@ def test_run_tiny_profile_end_to_end(tmp_path):
         assert (tmp_path / name).is_file(), name
     report = json.loads((tmp_path / "report.json").read_text())
     assert [s["name"] for s in report["steps"]] == ["load", "features", "convert", "equivalence", "evaluate",
-                                                    "bench", "report"]
+                                                    "thresholds", "bench", "report"]
+    thresholds = report["steps"][5]
+    assert thresholds["status"] == "skipped" and "random weights" in thresholds["detail"]["reason"]
     assert report["passed"] is True
 
 

@@ -66,3 +66,23 @@ def test_missing_tensorrt_is_reported_before_any_conversion(tiny_model, monkeypa
         pass
     with pytest.raises(BackendUnavailable, match="tensorrt"):
         pipeline.make_runner("tensorrt", tiny_model, "fp16")
+
+
+def test_run_judges_the_reference_thresholds_only_on_real_weights_and_the_full_dev_set():
+    from types import SimpleNamespace
+
+    from albert_ixrt.config import REFERENCE_EM_BYTEMLPERF, REFERENCE_F1_BYTEMLPERF, SQUAD_DEV_QUESTIONS
+    from albert_ixrt.pipeline import judge_thresholds
+    from albert_ixrt.squad.metrics import SquadScores
+
+    def result(em, f1, questions=SQUAD_DEV_QUESTIONS):
+        return SimpleNamespace(scores=SquadScores(0, 0, em, f1, questions, questions, 10866))
+
+    real, random = SimpleNamespace(weights="real"), SimpleNamespace(weights="random")
+    above = result(REFERENCE_EM_BYTEMLPERF + 0.01, REFERENCE_F1_BYTEMLPERF + 0.01)
+    assert judge_thresholds(above, real, False)[0] == "ok"
+    status, detail = judge_thresholds(result(REFERENCE_EM_BYTEMLPERF - 0.01, 99.0), real, False)
+    assert status == "failed" and list(detail["below"]) == ["bytemlperf_exact_match"]
+    assert judge_thresholds(above, random, False)[0] == "skipped"
+    assert judge_thresholds(above, real, True)[0] == "skipped"
+    assert judge_thresholds(result(99, 99, questions=100), real, False)[0] == "skipped"
