@@ -15,7 +15,8 @@ COMMANDS = ("fetch", "features", "convert", "evaluate", "merge", "score", "bench
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="albert-ixrt", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="albert-ixrt", description="Acceptance suite for ALBERT SQuAD v1.1 "
+                                     "question answering on inference accelerators: convert, compare, evaluate, bench.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         try:

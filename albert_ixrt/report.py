@@ -24,8 +24,8 @@ from .bench import SCHEMA as BENCH_SCHEMA
 from .bench import BenchReport, BenchResult
 from .config import (REFERENCE_BATCH_SIZE, REFERENCE_DEVICE, REFERENCE_EM_BYTEMLPERF, REFERENCE_F1_BYTEMLPERF,
                      REFERENCE_PRECISION, REFERENCE_QPS_BATCHES)
-from .errors import AssetMissingError
-from .fileio import write_json_atomic, write_text_atomic
+from .errors import AssetMissingError, InputFileError
+from .fileio import atomic_path, write_json_atomic, write_text_atomic
 
 REPORT_MD = "perf_report.md"
 REPORT_JSON = "perf_report.json"
@@ -79,6 +79,10 @@ def _json_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*.json") if p.name not in skip and p.is_file())
 
 
+#: The score keys a metrics.json from `albert-ixrt evaluate` carries.
+METRICS_KEYS = ("exact_match", "f1", "bytemlperf_exact_match", "bytemlperf_f1")
+
+
 def collect(folder: str | os.PathLike) -> Inputs:
     """Every benchmark report and ``metrics.json`` under ``folder`` (other JSON files are ignored)."""
     folder = Path(folder)
@@ -88,11 +92,19 @@ def collect(folder: str | os.PathLike) -> Inputs:
     for path in _json_files(folder):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            continue
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            if path.name in ("bench.json", "metrics.json"):   # ours, and unreadable: say so
+                raise InputFileError(path, f"unreadable ({exc})") from None
+            continue                                         # someone else's JSON: not ours to judge
         if isinstance(data, dict) and data.get("schema") == BENCH_SCHEMA:
-            bench.append((path, BenchReport.from_dict(data)))
+            try:
+                bench.append((path, BenchReport.from_dict(data)))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise InputFileError(path, f"benchmark report with a malformed body (missing or bad {exc})") from None
         elif path.name == "metrics.json" and isinstance(data, dict) and isinstance(data.get("scores"), dict):
+            missing = [k for k in METRICS_KEYS if k not in data["scores"]]
+            if missing:
+                raise InputFileError(path, f"metrics file lacks scores {missing}")
             metrics.append((path, data))
         elif isinstance(data, dict) and data.get("schema") == LOADGEN_SCHEMA:
             loadgen.append((path, data))
@@ -254,7 +266,8 @@ def plot_throughput(rows: list[ReportRow], dest: Path) -> Path:
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(dest, dpi=100)
+    with atomic_path(dest) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     return dest
 

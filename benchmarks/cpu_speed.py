@@ -37,6 +37,7 @@ from albert_ixrt.config import ARGMAX_AGREEMENT_MIN as TARGET_AGREEMENT  # noqa:
 from albert_ixrt.config import CPU_FP32_OF_MATMUL_MIN as TARGET_FP32_OF_MATMUL  # noqa: E402
 from albert_ixrt.config import CPU_REDUCED_SPEEDUP_MIN as TARGET_SPEEDUP  # noqa: E402
 from albert_ixrt.config import GFLOP_PER_SEQUENCE_384  # noqa: E402
+from albert_ixrt.fileio import write_json_atomic  # noqa: E402
 
 BATCH, SEQ = 1, 384
 
@@ -287,7 +288,7 @@ def main(argv=None) -> int:
     print(verdicts(result))
     print(f"\n(total {result['seconds']:.0f} s)")
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2, default=str) + "\n")
+        write_json_atomic(args.json, json.loads(json.dumps(result, default=str)))
     return 0
 
 

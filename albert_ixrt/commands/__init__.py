@@ -23,9 +23,17 @@ def add_squad_args(p: argparse.ArgumentParser, required: bool = False) -> None:
 
 def squad_settings(args):
     from ..config import SquadSettings
+    from ..errors import AlbertIxrtError
 
-    return SquadSettings(max_seq_length=args.max_seq_length, doc_stride=args.doc_stride,
-                         max_query_length=args.max_query_length)
+    s = SquadSettings(max_seq_length=args.max_seq_length, doc_stride=args.doc_stride,
+                      max_query_length=args.max_query_length)
+    if s.doc_stride < 1 or s.max_query_length < 1:
+        raise AlbertIxrtError(f"--doc-stride and --max-query-length must be >= 1, got {s.doc_stride}, "
+                              f"{s.max_query_length}")
+    if s.max_seq_length < s.max_query_length + 4:
+        raise AlbertIxrtError(f"--max-seq-length {s.max_seq_length} leaves no room for context after a "
+                              f"{s.max_query_length}-token question and 3 special tokens")
+    return s
 
 
 def write_and_print(result, out_dir: str, headline: str) -> int:

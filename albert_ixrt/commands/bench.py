@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..bench import DEFAULT_BATCH_SIZES, DEFAULT_SEQ_LENS
+
 from . import add_model_args
 
 HELP = "benchmark a runner: sequences/s, batches/s (\"QPS\") and latency p50/p90/p99 per batch size"
@@ -15,6 +17,13 @@ HELP = "benchmark a runner: sequences/s, batches/s (\"QPS\") and latency p50/p90
 DEFAULT_PRECISION = {"torch": "fp32", "onnxruntime": "fp32", "tensorrt": "fp16", "ixrt": "fp16"}
 #: SQuAD questions featurized for the inputs: enough distinct features for a batch of 64.
 DEFAULT_EXAMPLES = 64
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def add_runner_args(p: argparse.ArgumentParser) -> None:
@@ -40,11 +49,13 @@ def add_runner_args(p: argparse.ArgumentParser) -> None:
 
 def add_arguments(p):
     add_runner_args(p)
-    p.add_argument("--batch-size", type=int, nargs="+", default=[1, 16], help="batch sizes (default: 1 16)")
-    p.add_argument("--seq-len", type=int, nargs="+", default=[384], help="sequence lengths (default: 384)")
+    p.add_argument("--batch-size", type=positive_int, nargs="+", default=list(DEFAULT_BATCH_SIZES),
+                   help="batch sizes (default: 1 16)")
+    p.add_argument("--seq-len", type=positive_int, nargs="+", default=list(DEFAULT_SEQ_LENS),
+                   help="sequence lengths (default: 384)")
     p.add_argument("--sweep", action="store_true", help="batch sizes 1 2 4 8 16 32 (overrides --batch-size)")
     p.add_argument("--warmup", type=int, default=3, help="untimed calls first (default 3)")
-    p.add_argument("--iterations", type=int, default=20, help="timed calls per point, at least (default 20)")
+    p.add_argument("--iterations", type=positive_int, default=20, help="timed calls per point, at least (default 20)")
     p.add_argument("--min-seconds", type=float, default=0.0, help="time each point at least this long")
     p.add_argument("--max-seconds", type=float, default=60.0, help="stop a point after this long (default 60)")
     p.add_argument("--transfers", default="auto", choices=("auto", "with_copies", "device_only", "both"),

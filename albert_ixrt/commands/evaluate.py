@@ -2,13 +2,17 @@
 metrics.json (official and ByteMLPerf-compatible figures, labelled)."""
 from __future__ import annotations
 
+import os
+
 from . import add_model_args, add_squad_args, load_model_arg, squad_settings, write_and_print
 
 HELP = "evaluate a model on SQuAD v1.1: writes predictions.json and metrics.json"
 
 
 def add_arguments(p):
-    add_model_args(p, default="madlag/albert-base-v2-squad")
+    from ..config import DEFAULT_MODEL_ID
+
+    add_model_args(p, default=os.environ.get("ALBERT_IXRT_MODEL") or DEFAULT_MODEL_ID)
     add_squad_args(p)
     p.add_argument("--backend", default="torch", help="torch, onnxruntime, tensorrt, ixrt")
     p.add_argument("--precision", default="fp32", help="fp32, fp16, bf16, int8 (what the backend supports)")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from albert_ixrt.bench import BenchReport, BenchResult, LatencyStats
 from albert_ixrt.report import NO_ACCURACY, NOT_MEASURED, REPORT_MD, collect, rows_for, write_report
 
@@ -114,3 +116,19 @@ def test_report_command(tmp_path, capsys):
     assert main(["report", str(empty)]) == 2
     assert "no benchmark reports" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "missing")]) == 2
+
+
+def test_malformed_inputs_name_the_file(tmp_path):
+    from albert_ixrt.errors import InputFileError
+    from albert_ixrt.report import write_report
+
+    (tmp_path / "bench.json").write_text('{"schema": "albert-ixrt/bench/1", "results": [{}]}')
+    with pytest.raises(InputFileError, match="bench.json: benchmark report with a malformed body"):
+        write_report(tmp_path)
+    (tmp_path / "bench.json").write_text('{"schema": "albert-ixrt/bench/1", "res')
+    with pytest.raises(InputFileError, match="bench.json: unreadable"):
+        write_report(tmp_path)
+    (tmp_path / "bench.json").unlink()
+    (tmp_path / "metrics.json").write_text('{"scores": {"exact_match": 1}}')
+    with pytest.raises(InputFileError, match="metrics.json: metrics file lacks scores"):
+        write_report(tmp_path)
