@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from albert_ixrt.config import ORACLE_MIN_EM, ORACLE_MIN_F1, SQUAD_DEV_QUESTIONS
+from albert_ixrt.config import DEFAULT_SQUAD, ORACLE_MIN_EM, ORACLE_MIN_F1, SQUAD_DEV_QUESTIONS
 from albert_ixrt.squad.features import doc_windows
 from albert_ixrt.squad.metrics import score
 from albert_ixrt.squad.postprocess import oracle_logits, predictions_from_logits
@@ -21,15 +21,17 @@ def test_feature_count_matches_the_reference_window_formula(dev_examples, dev_fe
     """Independent recount: per example, 1 + ceil((context tokens - room) / stride) windows."""
     from albert_ixrt.squad.features import tokenize_context
 
+    s = DEFAULT_SQUAD
     cache = {}
     expected = 0
     for ex in dev_examples:
         n = cache.get(ex.context)
         if n is None:
             n = cache[ex.context] = len(tokenize_context(ex.context, albert_tokenizer).ids)
-        room = 384 - min(len(albert_tokenizer.encode(ex.question)), 64) - 3
-        expected += 1 if n <= room else 1 + math.ceil((n - room) / 128)
-        assert len(doc_windows(n, room, 128)) >= 1
+        room = s.max_seq_length - min(len(albert_tokenizer.encode(ex.question)), s.max_query_length) - 3
+        count = 1 if n <= room else 1 + math.ceil((n - room) / s.doc_stride)
+        assert len(doc_windows(n, room, s.doc_stride)) == count, ex.qid
+        expected += count
     assert len(dev_features) == expected
     print(f"\nSQuAD v1.1 dev: {len(dev_examples)} questions -> {len(dev_features)} features (384/128/64)")
 
