@@ -11,9 +11,10 @@ import pytest
 
 from albert_ixrt import export
 from albert_ixrt.compare import ChainedFeeds, SquadFeeds
+from albert_ixrt.model import TINY_CONFIG
 
-#: The tiny profile's vocabulary is 1,000 tokens: ALBERT ids are folded into it for its feeds.
-TINY_VOCAB = 1000
+#: The tiny profile's vocabulary (1,000 tokens): ALBERT ids are folded into it for its feeds.
+TINY_VOCAB = TINY_CONFIG["vocab_size"]
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import pytest
 from albert_ixrt.bench import BenchSettings, real_feed, run_benchmark
 from albert_ixrt.errors import BackendUnavailable
 from albert_ixrt.runners import create_runner
+from albert_ixrt.config import TOLERANCES
 
 pytestmark = [pytest.mark.perf, pytest.mark.gpu]
 
@@ -34,7 +35,8 @@ def test_engine_fp16_matches_fp32_and_is_cached(require_backend, backend, tiny_o
     start, end = runner.infer(feed)
     ref_start, ref_end = ref.infer(feed)
     mask = feed["attention_mask"] > 0
-    assert np.abs(start - ref_start)[mask].max() < 0.05 and np.abs(end - ref_end)[mask].max() < 0.05
+    atol = TOLERANCES["fp16"].atol
+    assert np.abs(start - ref_start)[mask].max() < atol and np.abs(end - ref_end)[mask].max() < atol
     again = _engine_runner(require_backend, backend, tiny_onnx["simplified"], tmp_path)
     assert again.describe()["engine_source"] == "cache"
 
