@@ -163,7 +163,7 @@ def _load_directory(path: Path, random_weights: bool, attn_implementation: str) 
     if not weights:
         raise AssetMissingError(
             f"model directory {path} has config.json but no weights ({' or '.join(WEIGHT_FILES)}); copy the "
-            f"checkpoint there (e.g. `huggingface-cli download {DEFAULT_MODEL_ID} --local-dir {path}`), or pass "
+            f"checkpoint there (e.g. `hf download {DEFAULT_MODEL_ID} --local-dir {path}`), or pass "
             "--random-weights for the shape twin")
     from transformers import AlbertForQuestionAnswering
 
@@ -191,7 +191,7 @@ def _load_hub(model_id: str, random_weights: bool, attn_implementation: str, off
         raise AssetMissingError(
             f"could not load {model_id!r} from the Hugging Face hub or its local cache "
             f"({'offline mode' if offline else 'no connection or no such model'}: {str(exc).splitlines()[0]}). "
-            f"On a machine with internet: `huggingface-cli download {model_id} --local-dir DIR`, then pass "
+            f"On a machine with internet: `hf download {model_id} --local-dir DIR`, then pass "
             "--model DIR (or set ALBERT_IXRT_MODEL=DIR).") from None
     weights = _hub_weight_file(hf)
     return LoadedModel(wrap_hf(hf), model_id, "hub", "real", sha256_file(weights) if weights else "unknown",

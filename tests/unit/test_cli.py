@@ -43,13 +43,14 @@ def test_errors_are_one_line_without_traceback(tmp_path):
         (["score", "--squad", str(tmp_path / "missing.json"), "--predictions", "x"], "missing.json: file not found"),
         (["evaluate", "--model", "/nope/config.json", "--out", str(tmp_path)], "model config not found"),
         (["evaluate", "--model", "madlag/albert-base-v2-squad", "--out", str(tmp_path), "--limit", "1"],
-         "huggingface-cli download"),
+         "`hf download madlag/albert-base-v2-squad --local-dir DIR`"),   # current huggingface_hub CLI
     ]
     for argv, needle in cases:
         p = subprocess.run([sys.executable, "-m", "albert_ixrt.cli", *argv], capture_output=True, text=True, env=env,
                            timeout=120)
         assert p.returncode == 2, p.stderr
         assert needle in p.stderr and "Traceback" not in p.stderr
+        assert "huggingface-cli" not in p.stderr   # removed from huggingface_hub; `hf` replaces it
         assert len(p.stderr.strip().splitlines()) == 1, p.stderr
 
 
