@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import AssetMissingError, InputFileError
-from .fileio import atomic_path, sha256_file, sha256_json, write_json_atomic
+from .fileio import atomic_path, sha256_file, sha256_json, sweep_partials, write_json_atomic
 from .model import INPUT_NAMES, OUTPUT_NAMES, LoadedModel
 
 #: Bump when a stage's code changes in a way that changes its output (invalidates every cache).
@@ -464,6 +464,7 @@ def convert(model: LoadedModel, out_dir, *, opset: int = DEFAULT_OPSET, fp16: bo
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    sweep_partials(out_dir)  # half-written stage files of a run that was killed (SIGKILL skips cleanup)
     versions = tool_versions()
     previous = None if force else read_manifest(out_dir)
     manifest = new_manifest(model, opset, fp16, versions)

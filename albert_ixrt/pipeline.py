@@ -13,7 +13,7 @@ from .config import (DEFAULT_MODEL_ID, DEFAULT_SQUAD, REFERENCE_EM_BYTEMLPERF, R
                      SQUAD_DEV_QUESTIONS, SquadSettings)
 from .errors import AlbertIxrtError, InputFileError
 from .evaluate import EvalResult, evaluate
-from .fileio import write_json_atomic, write_text_atomic
+from .fileio import sweep_partials, write_json_atomic, write_text_atomic
 from .model import LoadedModel, load_model
 from .squad.data import Example, load_squad
 from .squad.features import Feature, build_features
@@ -132,6 +132,7 @@ def run_acceptance(*, profile: str = "real", model_spec: str | None = None, rand
     if unknown:
         raise AlbertIxrtError(f"cannot skip {sorted(unknown)}; optional steps are {', '.join(OPTIONAL_STEPS)}")
     out_dir = Path(out_dir)
+    sweep_partials(out_dir)  # files a killed earlier run left half-written (convert sweeps onnx/ itself)
     steps: list[Step] = []
     tiny = profile == "tiny"
 

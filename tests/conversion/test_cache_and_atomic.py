@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 
 import pytest
@@ -122,3 +123,18 @@ def test_interrupted_export_leaves_nothing(tmp_path, tiny_model, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         convert(tiny_model, tmp_path / "out", progress=False)
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_convert_sweeps_partials_a_killed_run_left(fresh, tiny_model):
+    """SIGKILL skips every cleanup: the half-written export stays behind.  The next convert (here
+    reusing every stage, so no stage file is rewritten) removes it; a live writer's is kept."""
+    from albert_ixrt import fileio
+
+    stale = fresh / f".{STAGE_FILES['exported']}.k3_x9a0q.partial"            # as older versions named it
+    dead = fresh / f".{STAGE_FILES['fp16']}.{fileio._HOST_TAG}-{2**22 + 1}-0123abcd.partial"  # pid past pid_max
+    live = fresh / f".{STAGE_FILES['fused']}.{fileio._HOST_TAG}-{os.getpid()}-0123abcd.partial"
+    for p in (stale, dead, live):
+        p.write_bytes(b"\x08\x07half an onnx file")
+    manifest = convert(tiny_model, fresh, progress=False)
+    assert reused(manifest) == dict.fromkeys(STAGE_FILES, True)
+    assert not stale.exists() and not dead.exists() and live.exists()
