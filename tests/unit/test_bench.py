@@ -126,6 +126,18 @@ def test_latency_stats():
         LatencyStats.from_seconds([])
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_latency_percentiles_do_not_depend_on_sample_order(seed):
+    """Timings arrive in run order, not sorted: shuffled 1..100 ms give the same percentiles
+    (linear interpolation, numpy's default) as the sorted samples."""
+    ordered = [0.001 * k for k in range(1, 101)]
+    shuffled = list(np.random.default_rng(seed).permutation(ordered))
+    assert shuffled != ordered
+    s = LatencyStats.from_seconds(shuffled)
+    assert (s.p50_ms, s.p90_ms, s.p99_ms) == pytest.approx((50.5, 90.1, 99.01))
+    assert (s.min_ms, s.max_ms, s.mean_ms) == pytest.approx((1, 100, 50.5))
+
+
 def test_measure_on_cpu_derives_throughput_from_latency(dev_features):
     runner = RecordingRunner()
     r = measure(runner, real_feed(dev_features, 8, 128), BenchSettings(warmup=1, iterations=4, max_seconds=None))
