@@ -2,6 +2,11 @@
 
 Every problem is reported as ``InputFileError(path, "<where>: <what>")`` so a user sees the file
 and the place in it, never a KeyError from deep inside.
+
+SQuAD v2.0 files are refused here, where every command reads SQuAD: their unanswerable questions
+(``is_impossible: true``, ``answers: []``) have no v1.1 score (the official v1.1 metric takes the max
+over gold answers, so an empty gold list scores 0 whatever the prediction), and a v1.1 verdict on
+them would be wrong without a word of warning.
 """
 from __future__ import annotations
 
@@ -31,6 +36,28 @@ class Example:
     @property
     def answer_texts(self) -> list[str]:
         return [a.text for a in self.answers]
+
+
+#: The ``version`` values of a SQuAD v1.1 file (the official files say "1.1"); a file without one is
+#: judged by its questions alone.
+V1_VERSIONS = ("1.1", "v1.1")
+V1_ONLY = "this suite scores SQuAD v1.1 only (every question answerable)"
+
+
+def unanswerable(qa) -> bool:
+    """A SQuAD v2.0 question: marked ``is_impossible``, or with no gold answer at all."""
+    return isinstance(qa, dict) and (qa.get("is_impossible") is True or qa.get("answers") == [])
+
+
+def first_unanswerable(doc) -> tuple[str, str] | None:
+    """(place, question id) of the first unanswerable question, walking leniently (the strict
+    walk in ``parse_squad`` reports structure errors)."""
+    for ai, article in enumerate(doc.get("data") or [] if isinstance(doc, dict) else []):
+        for pi, paragraph in enumerate(article.get("paragraphs") or [] if isinstance(article, dict) else []):
+            for qi, qa in enumerate(paragraph.get("qas") or [] if isinstance(paragraph, dict) else []):
+                if unanswerable(qa):
+                    return f"data[{ai}].paragraphs[{pi}].qas[{qi}]", str(qa.get("id"))
+    return None
 
 
 def load_squad(path: str | Path, *, check_answers: bool = True) -> list[Example]:
@@ -65,6 +92,12 @@ def parse_squad(doc, path: str | Path = "<memory>", *, check_answers: bool = Tru
         return value
 
     articles = need(doc, "data", list, "top level")
+    version = doc.get("version")
+    if version is not None and str(version) not in V1_VERSIONS:
+        first = first_unanswerable(doc)
+        fail("top level", f"\"version\": {json.dumps(version)} is not SQuAD v1.1"
+                          + (f" (first unanswerable question {first[1]!r} at {first[0]})" if first else "")
+                          + f"; {V1_ONLY}")
     examples: list[Example] = []
     seen: dict[str, str] = {}
     for ai, article in enumerate(articles):
@@ -81,6 +114,10 @@ def parse_squad(doc, path: str | Path = "<memory>", *, check_answers: bool = Tru
                 if qid in seen:
                     fail(where_q, f"duplicate question id {qid!r} (first at {seen[qid]})")
                 seen[qid] = where_q
+                if unanswerable(qa):
+                    fail(where_q, f"question {qid!r} is unanswerable ("
+                                  + ("is_impossible: true" if qa.get("is_impossible") is True else "no answers")
+                                  + f"), a SQuAD v2.0 question; {V1_ONLY}")
                 answers = []
                 for ni, ans in enumerate(need(qa, "answers", list, where_q)):
                     where_n = f"{where_q}.answers[{ni}]"

@@ -3,10 +3,13 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from albert_ixrt.cli import main
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 
 def test_features_prints_examples_and_features(squad_path, tokenizer_path, capsys, tmp_path):
@@ -52,6 +55,33 @@ def test_errors_are_one_line_without_traceback(tmp_path):
         assert needle in p.stderr and "Traceback" not in p.stderr
         assert "huggingface-cli" not in p.stderr   # removed from huggingface_hub; `hf` replaces it
         assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+@pytest.mark.parametrize("command", [
+    ["features"],
+    ["evaluate", "--model", "tiny", "--quiet", "--out", "{out}"],
+    ["run", "--profile", "tiny", "--quiet", "--out", "{out}"],
+    ["score", "--predictions", str(FIXTURES / "predictions" / "v2.0_unanswerable.json")],
+])
+def test_squad_v2_is_refused_by_every_command_that_reads_squad(command, tmp_path, capsys):
+    """One line naming the file and its first unanswerable question, exit 2, before any scoring."""
+    squad = FIXTURES / "squad" / "v2.0_unanswerable.json"
+    argv = [a.format(out=tmp_path / "out") for a in command] + ["--squad", str(squad)]
+    assert main(argv) == 2
+    out = capsys.readouterr()
+    (line,) = out.err.strip().splitlines()
+    assert line.startswith(f"albert-ixrt {command[0]}: error: {squad}: ") and "'v2-impossible'" in line
+    assert "PASSED" not in out.out and "exact_match" not in out.out
+    assert not (tmp_path / "out" / "metrics.json").exists() and not (tmp_path / "out" / "report.md").exists()
+
+
+def test_a_v1_fixture_of_the_same_shape_is_accepted(tmp_path, tokenizer_path, capsys):
+    """The refusal's other side: the same commands take a small v1.1 file."""
+    squad = str(FIXTURES / "squad" / "edge_answers.json")
+    assert main(["features", "--squad", squad, "--tokenizer", str(tokenizer_path)]) == 0
+    assert json.loads(capsys.readouterr().out)["examples"] == 4
+    assert main(["evaluate", "--model", "tiny", "--quiet", "--squad", squad, "--out", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "metrics.json").read_text())["scores"]["questions"] == 4
 
 
 @pytest.mark.slow

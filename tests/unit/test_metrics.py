@@ -1,10 +1,13 @@
 """Official SQuAD v1.1 EM/F1 (hand-computed cases) and the ByteMLPerf-compatible variant."""
 import json
+from pathlib import Path
 
 import pytest
 
 from albert_ixrt.squad.data import Answer, Example
 from albert_ixrt.squad.metrics import exact_match_score, f1_score, normalize_answer, score
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 
 @pytest.mark.parametrize("raw, norm", [
@@ -41,30 +44,39 @@ def test_score_max_over_golds_missing_predictions_and_bytemlperf_division():
     assert s.answered == 2 and s.questions == 3
 
 
-def test_score_cli_prints_exactly_the_official_json(tmp_path, capsys):
+def test_score_cli_prints_exactly_the_official_json(capsys):
     from albert_ixrt.cli import main
 
-    squad = {"data": [{"title": "t", "paragraphs": [{"context": "Paris is big. «Zoë» too!", "qas": [
-        {"id": "1", "question": "q", "answers": [{"text": "Paris", "answer_start": 0}]},
-        {"id": "2", "question": "q", "answers": [{"text": "«Zoë»", "answer_start": 14}]},
-        {"id": "3", "question": "q", "answers": [{"text": "too!", "answer_start": 20}]},
-        {"id": "4", "question": "q", "answers": [{"text": "big", "answer_start": 9}]}]}]}]}
-    (tmp_path / "d.json").write_text(json.dumps(squad), encoding="utf-8")
-    (tmp_path / "p.json").write_text(json.dumps({"1": "paris.", "2": "zoë", "3": "", "x": "?"}), encoding="utf-8")
-    assert main(["score", "--squad", str(tmp_path / "d.json"), "--predictions", str(tmp_path / "p.json")]) == 0
+    # fixtures/squad/edge_answers.json: context "Paris is big. «Zoë» too!", gold answers 1 Paris, 2 «Zoë»,
+    # 3 too!, 4 big; fixtures/predictions/edge_answers.json: {"1": "paris.", "2": "zoë", "3": "", "x": "?"}
+    assert main(["score", "--squad", str(FIXTURES / "squad" / "edge_answers.json"),
+                 "--predictions", str(FIXTURES / "predictions" / "edge_answers.json")]) == 0
     out = capsys.readouterr()
     line = out.out.strip()
     # 1: EM; 2: "«zoë»" vs "zoë" -> not equal (« » are not ASCII punctuation), F1 0; 3: empty -> 0; 4: missing -> 0
     assert json.loads(line) == {"exact_match": 25.0, "f1": 25.0}
     assert line.startswith('{"exact_match": ') and list(json.loads(line)) == ["exact_match", "f1"]
     assert "1 of 4 questions have no prediction" in out.err
+    assert "1 predictions name question ids not in" in out.err
 
 
-def test_score_cli_rejects_bad_predictions(tmp_path, capsys):
+def test_score_cli_rejects_bad_predictions(capsys):
     from albert_ixrt.cli import main
 
-    (tmp_path / "d.json").write_text('{"data": []}', encoding="utf-8")
-    (tmp_path / "p.json").write_text('{"1": null}', encoding="utf-8")
-    assert main(["score", "--squad", str(tmp_path / "d.json"), "--predictions", str(tmp_path / "p.json")]) == 2
+    assert main(["score", "--squad", str(FIXTURES / "squad" / "empty_v1.1.json"),
+                 "--predictions", str(FIXTURES / "predictions" / "not_strings.json")]) == 2
     err = capsys.readouterr().err
-    assert "p.json: 1 predictions are not strings" in err and "Traceback" not in err
+    assert "not_strings.json: 1 predictions are not strings" in err and "Traceback" not in err
+
+
+def test_score_cli_refuses_squad_v2_instead_of_scoring_empty_answers(capsys):
+    """Scored as v1.1, these (correct) predictions would give 66.7 EM: the unanswerable question's
+    empty gold list scores 0 whatever is predicted.  The file is refused instead."""
+    from albert_ixrt.cli import main
+
+    assert main(["score", "--squad", str(FIXTURES / "squad" / "v2.0_unanswerable.json"),
+                 "--predictions", str(FIXTURES / "predictions" / "v2.0_unanswerable.json")]) == 2
+    out = capsys.readouterr()
+    assert out.out == ""
+    (line,) = out.err.strip().splitlines()
+    assert "v2.0_unanswerable.json" in line and "'v2-impossible'" in line and "SQuAD v1.1 only" in line
