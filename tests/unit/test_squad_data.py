@@ -64,7 +64,7 @@ def test_invalid_json_and_utf8_and_missing_file(tmp_path):
     ("impossible_in_v1.1.json", "data[0].paragraphs[0].qas[1]: question 'demolished' is unanswerable "
                                 "(is_impossible: true)"),
     ("no_answers.json", "data[0].paragraphs[1].qas[0]: question 'empty-context' is unanswerable (no answers)"),
-])
+], ids=lambda v: v if v.endswith(".json") else "")
 @pytest.mark.parametrize("check_answers", [True, False])     # `score` loads with check_answers=False
 def test_squad_v2_files_and_unanswerable_questions_are_refused(name, message, check_answers):
     with pytest.raises(InputFileError) as err:
