@@ -126,3 +126,17 @@ TOLERANCES = {
 
 #: Precision of each pipeline stage (the fp32 stages share one tolerance).
 STAGE_PRECISION = {"exported": "fp32", "simplified": "fp32", "fused": "fp32", "fp16": "fp16"}
+
+# MLPerf LoadGen runs meant to be VALID (`albert-ixrt loadgen --mlperf-valid`)
+# --------------------------------------------------------------------------------------------
+#: MLPerf Inference's rules, as LoadGen and the submission checker apply them, for BERT (SQuAD
+#: v1.1 at sequence length 384: the MLPerf benchmark nearest to ours).  Sources, in
+#: github.com/mlcommons/inference: loadgen/mlperf.conf ("*.SingleStream.min_duration = 600000",
+#: "*.Offline.min_duration = 600000", "bert.Offline.min_query_count = 10833",
+#: "bert.*.performance_sample_count_override = 10833") and the submission checker in
+#: tools/submission (TEST_DURATION_MS = 600000; "min-queries" bert-99 SingleStream 1024;
+#: OFFLINE_MIN_SPQ_SINCE_V4 bert-99 10833 samples in Offline's one query).  LoadGen's early
+#: stopping (SingleStream) further needs >= 64 queries; its summary says so when not met.
+MLPERF_MIN_DURATION_MS = 600_000
+MLPERF_MIN_QUERY_COUNT = {"SingleStream": 1024, "Offline": 10833}
+MLPERF_PERFORMANCE_SAMPLE_COUNT = 10833

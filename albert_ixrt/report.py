@@ -200,7 +200,9 @@ def loadgen_lines(inputs: Inputs) -> list[str]:
         runner = d.get("runner", {})
         weights = ((d.get("settings") or {}).get("model") or {}).get("weights", runner.get("weights", "unknown"))
         p90 = (d.get("latency_ns") or {}).get("90.00")
-        verdict = {True: "VALID", False: "INVALID (short run)"}.get(d.get("valid"), "?")
+        failed = [f"{k}: {v}" for k, v in (d.get("checks") or {}).items() if str(v).lower() != "yes"]
+        verdict = {True: "VALID", False: "INVALID" + (f" ({', '.join(failed)})" if failed else "")}.get(
+            d.get("valid"), "?") + (" [quick mode, not meant to be VALID]" if d.get("mode") == "quick" else "")
         rate = d.get("samples_per_second")
         lines.append(f"| {d.get('scenario')} | {runner.get('backend', '?')} | {runner.get('precision', '?')} | "
                      f"{rate if rate is None else f'{rate:.2f}'} | {'' if p90 is None else f'{p90 / 1e6:.2f}'} | "

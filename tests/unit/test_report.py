@@ -99,9 +99,11 @@ def test_loadgen_results_are_listed(tmp_path):
     (tmp_path / "loadgen_Offline.json").write_text(json.dumps({
         "schema": "albert-ixrt/loadgen/1", "scenario": "Offline", "valid": False, "samples_per_second": 123.4,
         "latency_ns": {"90.00": 5e6}, "samples_issued": 110, "runner": {"backend": "torch", "precision": "fp32"},
-        "settings": {"model": {"weights": "random"}}}))
+        "settings": {"model": {"weights": "random"}}, "mode": "quick",
+        "checks": {"Min duration satisfied": "NO", "Min queries satisfied": "Yes"}}))
     md = write_report(tmp_path)["markdown"].read_text()
-    assert "| Offline | torch | fp32 | 123.40 | 5.00 | 110 | INVALID (short run) | random |" in md
+    assert ("| Offline | torch | fp32 | 123.40 | 5.00 | 110 | INVALID (Min duration satisfied: NO) "
+            "[quick mode, not meant to be VALID] | random |") in md
 
 
 def test_report_command(tmp_path, capsys):
