@@ -116,9 +116,9 @@ def test_qsl_and_sut_batch_and_answer(dev_features, monkeypatch):
         qsl.batch([3])
 
 
-def _logs(tmp_path, name: str, detail: str | None = None) -> Path:
-    """A LoadGen log folder holding fixtures/loadgen/<name>_summary.txt (and a detail log)."""
-    shutil.copy(LOADGEN_FIXTURES / f"{name}_summary.txt", tmp_path / "mlperf_log_summary.txt")
+def _logs(tmp_path, summary: str, detail: str | None = None) -> Path:
+    """A LoadGen log folder holding fixtures/loadgen/<summary> (and a detail log)."""
+    shutil.copy(LOADGEN_FIXTURES / summary, tmp_path / "mlperf_log_summary.txt")
     if detail:
         shutil.copy(LOADGEN_FIXTURES / detail, tmp_path / "mlperf_log_detail.txt")
     return tmp_path
@@ -126,7 +126,7 @@ def _logs(tmp_path, name: str, detail: str | None = None) -> Path:
 
 def test_an_invalid_run_says_why(tmp_path):
     """LoadGen's own summary of a short SingleStream run: the reasons reach the result and the console."""
-    r = result_from_logs(_logs(tmp_path, "single_stream_invalid", "single_stream_invalid_detail.txt"),
+    r = result_from_logs(_logs(tmp_path, "single_stream_invalid_summary.txt", "single_stream_invalid_detail.txt"),
                          LoadgenSettings(min_duration_ms=100, min_query_count=4))
     assert r.valid is False
     assert r.checks == {"Min duration satisfied": "NO", "Min queries satisfied": "Yes",
@@ -143,11 +143,12 @@ def test_an_invalid_run_says_why(tmp_path):
 
 
 def test_an_invalid_offline_run_and_valid_runs(tmp_path):
-    r = result_from_logs(_logs(tmp_path, "offline_invalid"), LoadgenSettings(scenario="Offline"))
+    r = result_from_logs(_logs(tmp_path, "offline_invalid_summary.txt"), LoadgenSettings(scenario="Offline"))
     assert r.valid is False and r.invalid_reasons == [
         "Min duration satisfied : NO: the run ended before min_duration 1000 ms"]
     assert r.recommendations == ["Increase expected QPS so the loadgen pre-generates a larger (coalesced) query."]
-    for name, scenario in (("single_stream_valid", "SingleStream"), ("offline_valid", "Offline")):
+    for name, scenario in (("single_stream_valid_summary.txt", "SingleStream"),
+                           ("offline_valid_summary.txt", "Offline")):
         r = result_from_logs(_logs(tmp_path, name), LoadgenSettings(scenario=scenario))
         assert r.valid is True and r.invalid_reasons == [] and r.recommendations == []
         assert set(r.checks.values()) == {"Yes"}
@@ -206,7 +207,7 @@ def test_mlperf_valid_command_uses_the_preset_and_fails_an_invalid_run(tmp_path,
     monkeypatch.setattr(lgmod, "run_loadgen", fake_run)
     monkeypatch.setattr(cmd, "features_for", fake_features)
     argv = ["loadgen", "--model", "tiny", "--mlperf-valid", "--out", str(tmp_path)]
-    fake_run.summary = {"SingleStream": "single_stream_valid", "Offline": "offline_invalid"}
+    fake_run.summary = {"SingleStream": "single_stream_valid_summary.txt", "Offline": "offline_invalid_summary.txt"}
     assert main(argv) == 1                                             # planted bad: Offline INVALID
     out, err = capsys.readouterr()
     assert seen["SingleStream"].min_query_count == 1024 and seen["Offline"].min_query_count == 10833
@@ -216,7 +217,7 @@ def test_mlperf_valid_command_uses_the_preset_and_fails_an_invalid_run(tmp_path,
     assert "LoadGen says INVALID for Offline" in err
     line = [json.loads(x) for x in out.splitlines() if x.startswith("{")][1]
     assert line["valid"] is False and line["mode"] == "mlperf" and line["invalid_reasons"]
-    fake_run.summary = {"SingleStream": "single_stream_valid", "Offline": "offline_valid"}
+    fake_run.summary = {"SingleStream": "single_stream_valid_summary.txt", "Offline": "offline_valid_summary.txt"}
     assert main(argv) == 0                                             # good: both VALID
     assert main(argv + ["--min-duration-ms", "1000"]) == 2            # a preset may not be weakened
     err = capsys.readouterr().err
