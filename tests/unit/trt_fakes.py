@@ -330,7 +330,9 @@ def member_lists(label: str, remove: dict | None = None) -> dict:
     if removed:
         members = json.loads(json.dumps(members))
         for cls, names in removed.items():
-            if cls:
+            if cls in members["enums"]:
+                members["enums"][cls] = {k: v for k, v in members["enums"][cls].items() if k not in names}
+            elif cls:
                 members["classes"][cls] = [m for m in members["classes"][cls] if m not in names]
             else:
                 for n in names:

@@ -1,0 +1,223 @@
+"""TensorRT API conformance on CPU, against the REAL bindings of TensorRT 8.6, 10.13 and 11.4.
+
+* The committed member lists (fixtures/tensorrt_api/*.json, from which the fakes in trt_fakes.py
+  are derived) equal what the real bindings expose: the wheels are fetched from the package
+  index into ~/.cache/albert_ixrt/trt-bindings, imported in a subprocess over stand-in native
+  libraries compiled here, and introspected (nothing is executed through the stand-ins).
+  Offline this skips with the reason; --strict-assets makes it fail.
+* Every TensorRT attribute the engine / runner / graph-check code names (trt_api.USED_API) exists
+  in each generation or sits behind a capability that is off there; and the code names no
+  TensorRT member outside that list (AST scan).
+* The capability object decides per generation as documented (typing, flags, I/O).
+"""
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+
+from albert_ixrt import trt_api
+from albert_ixrt.trt_api import REMOVED_IN_11, USED_API, TrtApi
+from albert_ixrt.trt_bindings import RELEASES, BindingsUnavailable, dump_members, load_fixture
+from trt_fakes import LABELS, make_fake_trt, member_lists
+
+PACKAGE = Path(trt_api.__file__).resolve().parent
+#: The files whose TensorRT use the list must cover.
+TRT_CODE = [PACKAGE / "engine.py", PACKAGE / "runners" / "trt_runner.py", PACKAGE / "trt_api.py",
+            PACKAGE / "graph_checks.py"]
+#: Attribute names that are also TensorRT member names but are read, in TRT_CODE, on objects that
+#: are not TensorRT's (checked by reading the code; each with the object it is read on).
+NOT_TENSORRT = {
+    "append": "Python lists",
+    "dims": "onnx TensorProto.dims (graph_float_share)",
+    "dtype": "torch tensors / numpy dtypes",
+    "max_seq_length": "config.SquadSettings",
+    "name": "onnx nodes / values and enum members' .name",
+    "node": "onnx GraphProto.node",
+    "numpy": "torch Tensor.numpy()",
+    "shape": "torch tensors / numpy arrays / onnx tensor types",
+    "type": "onnx ValueInfoProto.type (graph_checks)",
+}
+GENERATIONS = (*LABELS, "trt8-bindings")
+
+
+def _exists(members: dict, dotted: str) -> bool:
+    head, _, tail = dotted.partition(".")
+    if not tail:
+        return head in members["classes"] or head in members["enums"] or head in members["functions"] \
+            or head in members["values"]
+    if head in members["enums"]:
+        return tail in members["enums"][head]
+    return tail in members["classes"].get(head, ())
+
+
+# --------------------------------------------------------------------------------------------
+# The real bindings
+# --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def live_members(request):
+    """label -> (member lists of the real bindings, seconds to fetch + import), or a skip."""
+    cache: dict = {}
+
+    def get(label):
+        if label not in cache:
+            try:
+                cache[label] = dump_members(RELEASES[label])
+            except (BindingsUnavailable, OSError) as exc:
+                cache[label] = exc
+        if isinstance(cache[label], Exception):
+            reason = f"real TensorRT bindings not available here: {cache[label]}"
+            if request.config.getoption("--strict-assets"):
+                pytest.fail(f"{reason} (and --strict-assets was given)", pytrace=False)
+            pytest.skip(reason)
+        return cache[label]
+    return get
+
+
+@pytest.mark.parametrize("label", LABELS)
+def test_committed_member_lists_match_the_real_bindings(label, live_members):
+    live, seconds = live_members(label)
+    committed = load_fixture(label)
+    assert live["version"] == RELEASES[label].version
+    for part in ("classes", "enums", "functions", "values", "signatures"):
+        assert live[part] == committed[part], f"{label} {part} differ: regenerate with " \
+                                              "python -m albert_ixrt.trt_bindings --write fixtures/tensorrt_api"
+    assert seconds < 120
+
+
+def test_strongly_typed_values_of_the_real_enums(live_members):
+    """The flag bit differs between generations, hence ``1 << int(...)``, never a constant."""
+    flags = {label: live_members(label)[0]["enums"]["NetworkDefinitionCreationFlag"] for label in LABELS}
+    assert "STRONGLY_TYPED" not in flags["trt8"] and flags["trt8"]["EXPLICIT_BATCH"] == 0
+    assert flags["trt10"]["STRONGLY_TYPED"] == 1 and flags["trt10"]["EXPLICIT_BATCH"] == 0
+    assert flags["trt11"]["STRONGLY_TYPED"] == 0 and "EXPLICIT_BATCH" not in flags["trt11"]
+
+
+# --------------------------------------------------------------------------------------------
+# Every attribute the code names: present, or capability-guarded
+# --------------------------------------------------------------------------------------------
+def conformance_problems(members: dict, api: TrtApi, used: dict = USED_API) -> list[str]:
+    problems = []
+    for path, guard in used.items():
+        if _exists(members, path):
+            continue
+        if guard is None:
+            problems.append(f"{path} is used unguarded but missing in TensorRT {members['version']}")
+        elif getattr(api, guard):
+            problems.append(f"{path} is missing in TensorRT {members['version']} but its guard {guard} is on")
+    return problems
+
+
+@pytest.mark.parametrize("label", GENERATIONS)
+def test_every_used_attribute_exists_or_is_guarded(label):
+    members = member_lists(label)
+    api = TrtApi.detect(make_fake_trt(label))
+    assert conformance_problems(members, api) == []
+    assert api.unavailable_reason() is None
+
+
+def test_conformance_check_catches_an_unguarded_removed_api():
+    """Planted bad: BuilderFlag.FP16 used without a guard fails on 11.4, passes on 10.13."""
+    planted = {**USED_API, "BuilderFlag.FP16": None, "Builder.platform_has_fast_fp16": None}
+    problems = conformance_problems(member_lists("trt11"), TrtApi.detect(make_fake_trt("trt11")), planted)
+    assert any(p.startswith("BuilderFlag.FP16 is used unguarded") for p in problems)
+    assert any(p.startswith("Builder.platform_has_fast_fp16") for p in problems)
+    assert conformance_problems(member_lists("trt10"), TrtApi.detect(make_fake_trt("trt10")), planted) == []
+
+
+def test_removed_in_11_is_what_the_real_lists_say():
+    """The APIs TensorRT 11 removed: present in 10.13, absent in 11.4, never used unguarded."""
+    m10, m11 = load_fixture("trt10"), load_fixture("trt11")
+    for path in REMOVED_IN_11:
+        assert _exists(m10, path) and not _exists(m11, path), path
+        assert USED_API.get(path, "unused") is not None, f"{path} used without a capability guard"
+
+
+def tensorrt_names_in_code(sources: dict[str, str], members_list: list[dict]) -> set[str]:
+    """Attribute names read in ``sources`` that are TensorRT names in any generation, less the
+    project's own (``self.x`` it assigns, methods it defines)."""
+    trt_names = set()
+    for m in members_list:
+        trt_names |= set(m["classes"]) | set(m["enums"]) | set(m["functions"])
+        for v in (*m["classes"].values(), *m["enums"].values()):
+            trt_names |= set(v)
+    found, own = set(), set()
+    for text in sources.values():
+        tree = ast.parse(text)
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                own.add(node.name)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                for target in (node.targets if isinstance(node, ast.Assign) else [node.target]):
+                    for t in ast.walk(target):
+                        if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self":
+                            own.add(t.attr)
+            if isinstance(node, ast.Attribute):
+                found.add(node.attr)
+    return (found & trt_names) - own
+
+
+def _used_names() -> set[str]:
+    return {part for path in USED_API for part in path.split(".")}
+
+
+def test_code_names_no_tensorrt_attribute_outside_the_list():
+    sources = {str(p): p.read_text(encoding="utf-8") for p in TRT_CODE}
+    stray = tensorrt_names_in_code(sources, [load_fixture(label) for label in LABELS]) - _used_names()
+    assert stray <= set(NOT_TENSORRT), f"TensorRT names used but not in trt_api.USED_API: {stray - set(NOT_TENSORRT)}"
+
+
+def test_the_scan_catches_a_stray_tensorrt_call():
+    """Planted bad: code calling builder.platform_has_fast_fp16 / engine.device_memory_size."""
+    bad = "def f(builder, engine):\n    return builder.platform_has_fast_fp16, engine.device_memory_size\n"
+    stray = tensorrt_names_in_code({"bad.py": bad}, [load_fixture("trt10")]) - _used_names() - set(NOT_TENSORRT)
+    assert stray == {"platform_has_fast_fp16", "device_memory_size"}
+
+
+# --------------------------------------------------------------------------------------------
+# The capability object, per generation
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("label, typing, flags, io, stage", [
+    ("trt8", "weak", 1 << 0, "tensor_address", "simplified"),          # EXPLICIT_BATCH = 0
+    ("trt8-bindings", "weak", 1 << 0, "bindings", "simplified"),
+    ("trt10", "strong", 1 << 1, "tensor_address", "trt_fp16"),         # STRONGLY_TYPED = 1
+    ("trt11", "strong", 1 << 0, "tensor_address", "trt_fp16"),         # STRONGLY_TYPED = 0
+])
+def test_capabilities_per_generation(label, typing, flags, io, stage):
+    api = TrtApi.detect(make_fake_trt(label))
+    assert (api.typing, api.network_flags, api.io, api.graph_stage("fp16")) == (typing, flags, io, stage)
+    assert api.graph_stage("fp32") == "simplified"
+
+
+def test_a_module_with_neither_fp16_flag_nor_strong_typing_is_strong():
+    """11.x semantics (no weak-typing flags): strongly typed even without the STRONGLY_TYPED flag."""
+    api = TrtApi.detect(make_fake_trt("trt11", remove={"NetworkDefinitionCreationFlag": {"STRONGLY_TYPED"}}))
+    assert api.typing == "strong" and api.network_flags == 0
+
+
+def api_table(labels=GENERATIONS) -> list[dict]:
+    """For each attribute the code names: present (+) or absent (-) per generation, and its guard."""
+    lists = {label: member_lists(label) for label in labels}
+    return [{"attribute": path, **{label: "+" if _exists(lists[label], path) else "-" for label in labels},
+             "guard": guard or "always"} for path, guard in USED_API.items()]
+
+
+def test_api_table_has_a_row_per_used_attribute():
+    table = api_table()
+    assert len(table) == len(USED_API)
+    row = next(r for r in table if r["attribute"] == "BuilderFlag.FP16")
+    assert (row["trt8"], row["trt10"], row["trt11"], row["guard"]) == ("+", "+", "-", "uses_fp16_flag")
+
+
+if __name__ == "__main__":  # print the per-version API table (for reports)
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    rows = api_table()
+    cols = ["attribute", *GENERATIONS, "guard"]
+    print(" | ".join(cols))
+    for r in rows:
+        print(" | ".join(str(r[c]) for c in cols))
+    print(json.dumps({label: load_fixture(label)["enums"]["NetworkDefinitionCreationFlag"] for label in LABELS}))
