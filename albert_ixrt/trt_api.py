@@ -168,6 +168,15 @@ class TrtApi:
             return "it has neither BuilderFlag.FP16 nor strongly typed networks"
         return None
 
+    @property
+    def generation(self) -> int:
+        """The TensorRT generation whose documented limits apply (e.g. the parser's opset ceiling):
+        11 without weak typing, 10 with STRONGLY_TYPED beside it, else 8 (TensorRT 8 / ixRT style).
+        By capability, since ixRT's module carries ixRT's own version number."""
+        if not self.has_fp16_flag:
+            return 11
+        return 10 if self.has_strongly_typed_flag else 8
+
     def graph_stage(self, precision: str) -> str:
         """The conversion stage an engine of ``precision`` is built from under this typing mode."""
         return STRONG_FP16_STAGE if self.typing == STRONG and precision == "fp16" else STANDARD_STAGE

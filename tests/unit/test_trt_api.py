@@ -39,6 +39,7 @@ NOT_TENSORRT = {
     "numpy": "torch Tensor.numpy()",
     "shape": "torch tensors / numpy arrays / onnx tensor types",
     "type": "onnx ValueInfoProto.type (graph_checks)",
+    "update": "Python dicts (GraphReport.to_dict)",
 }
 GENERATIONS = (*LABELS, "trt8-bindings")
 
@@ -214,6 +215,59 @@ def test_pipeline_without_the_trt_fp16_stage_is_one_clear_error():
     with pytest.raises(AlbertIxrtError, match=r"manifest\.json: no 'trt_fp16' stage"):
         trt_engine_stage({"stages": {"simplified": {}}}, "/out", "fp16", "strong")
     assert trt_engine_stage({"stages": {"simplified": {}}}, "/out", "fp16", "weak") == "simplified"
+
+
+# --------------------------------------------------------------------------------------------
+# Graph checks per generation (opset ceiling, the parser's own op support)
+# --------------------------------------------------------------------------------------------
+def _qa_graph(op="Identity", opset=17):
+    from onnx import TensorProto, helper
+
+    dims = ["batch", "sequence"]
+    nodes = [helper.make_node("Cast", ["input_ids"], ["f"], to=TensorProto.FLOAT),
+             helper.make_node(op, ["f"], ["start_logits"]), helper.make_node("Identity", ["f"], ["end_logits"])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info(n, TensorProto.INT64, dims)
+                     for n in ("input_ids", "attention_mask", "token_type_ids")],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, dims) for n in ("start_logits", "end_logits")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+@pytest.mark.parametrize("label, generation, ceiling", [("trt8", 8, 17), ("trt8-bindings", 8, 17),
+                                                        ("trt10", 10, 20), ("trt11", 11, 25)])
+def test_opset_ceiling_per_generation(label, generation, ceiling):
+    from albert_ixrt.graph_checks import check_graph
+
+    fake = make_fake_trt(label)
+    at = check_graph(_qa_graph(opset=ceiling), target="tensorrt", trt=fake)
+    assert at.trt_generation == generation and not any("above" in p for p in at.problems), at.problems
+    over = check_graph(_qa_graph(opset=ceiling + 1), target="tensorrt", trt=fake)
+    assert any(p.startswith(f"opset {ceiling + 1} is above {ceiling}, the highest TensorRT {generation}.x")
+               for p in over.problems), over.problems
+
+
+def test_op_support_comes_from_the_parser_when_one_can_be_made():
+    """The fake parser (derived from 11.4's OnnxParser) rejects Unique and takes everything else."""
+    from albert_ixrt.graph_checks import check_graph
+
+    fake = make_fake_trt("trt11")
+    unique = check_graph(_qa_graph("Unique"), target="tensorrt", trt=fake)
+    assert unique.unsupported_trt_ops == {"Unique": 1} and "supports_operator" in unique.trt_op_source
+    det = _qa_graph("Det")                                            # not in operators.md's list
+    assert check_graph(det, target="tensorrt", trt=fake).unsupported_trt_ops == {}
+    assert check_graph(det, target="tensorrt", trt_generation=11).unsupported_trt_ops == {"Det": 1}
+
+
+def test_without_a_gpu_the_parser_falls_back_to_the_list(monkeypatch):
+    from albert_ixrt.graph_checks import check_graph
+
+    fake = make_fake_trt("trt10")
+
+    def no_gpu(self, logger):
+        raise RuntimeError("CUDA initialization failure with error: 35")
+    monkeypatch.setattr(fake.Builder, "__init__", no_gpu)
+    report = check_graph(_qa_graph("Det"), target="tensorrt", trt=fake)
+    assert report.unsupported_trt_ops == {"Det": 1} and report.trt_op_source.startswith("onnx-tensorrt")
 
 
 def api_table(labels=GENERATIONS) -> list[dict]:
