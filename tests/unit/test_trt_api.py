@@ -217,6 +217,39 @@ def test_pipeline_without_the_trt_fp16_stage_is_one_clear_error():
     assert trt_engine_stage({"stages": {"simplified": {}}}, "/out", "fp16", "weak") == "simplified"
 
 
+def _weights_graph(path, dtypes):
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    inits = [numpy_helper.from_array(np.ones((n,), dtype=d), f"w{i}") for i, (n, d) in enumerate(dtypes)]
+    graph = helper.make_graph([], "g", [], [helper.make_tensor_value_info("w0", 1, None)], inits)
+    onnx.save(helper.make_model(graph), str(path))
+    return path
+
+
+def test_graph_precision_by_weight_share(tmp_path):
+    import numpy as np
+
+    from albert_ixrt.trt_api import PrecisionMismatch, check_engine_precision, graph_float_share, graph_precision
+
+    fp16 = _weights_graph(tmp_path / "a.onnx", [(990, np.float16), (10, np.float32)])   # LayerNorm kept fp32
+    mixed = _weights_graph(tmp_path / "b.onnx", [(100, np.float16), (900, np.float32)])
+    fp32 = _weights_graph(tmp_path / "c.onnx", [(1000, np.float32), (5, np.int64)])      # ints do not count
+    assert graph_float_share(fp16) == {"fp16_elements": 990, "fp32_elements": 10, "fp16_share": 0.99}
+    assert [graph_precision(p) for p in (fp16, mixed, fp32)] == ["fp16", "mixed", "fp32"]
+    strong, weak = TrtApi.detect(make_fake_trt("trt11")), TrtApi.detect(make_fake_trt("trt8"))
+    check_engine_precision(strong, fp16, "fp16")
+    check_engine_precision(weak, fp32, "fp16")                 # weak typing: the flag decides
+    for precision in ("fp16", "fp32"):                          # mixed: neither label is true
+        with pytest.raises(PrecisionMismatch, match="graph is mixed"):
+            check_engine_precision(strong, mixed, precision, "11.4.0.106")
+    (tmp_path / "junk.onnx").write_bytes(b"\x00not onnx")
+    from albert_ixrt.errors import InputFileError
+    with pytest.raises(InputFileError, match="junk.onnx.*not a readable ONNX model"):
+        graph_float_share(tmp_path / "junk.onnx")
+
+
 # --------------------------------------------------------------------------------------------
 # Graph checks per generation (opset ceiling, the parser's own op support)
 # --------------------------------------------------------------------------------------------
