@@ -203,7 +203,8 @@ def import_tensorrt(flavour: str):
     try:
         import tensorrt as trt  # noqa: PLC0415 (optional dependency)
     except ImportError as exc:
-        what = "Iluvatar ixRT's tensorrt module" if flavour == "ixrt" else "TensorRT (pip install tensorrt)"
+        what = ("Iluvatar ixRT's tensorrt module" if flavour == "ixrt"
+                else "TensorRT (pip install '.[gpu-cu12]' or '.[gpu-cu13]', matching torch's CUDA)")
         raise BackendUnavailable(flavour, f"{what} is not importable here ({exc})") from None
     return trt
 

@@ -105,9 +105,11 @@ def fetch_wheel(release: BindingsRelease, cache: Path = BINDINGS_CACHE) -> Path:
             zf.extractall(tmp)
         if not (tmp / "tensorrt_bindings" / "tensorrt.so").is_file():
             raise BindingsUnavailable(f"{found[-1].name} holds no tensorrt_bindings/tensorrt.so")
-        if unpacked.exists():
-            shutil.rmtree(unpacked)
-        tmp.rename(unpacked)
+        try:
+            tmp.rename(unpacked)
+        except OSError:  # another process (xdist worker) unpacked it first
+            if not (unpacked / "tensorrt_bindings" / "tensorrt.so").is_file():
+                raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -124,16 +126,17 @@ def build_stand_ins(release: BindingsRelease, cache: Path = BINDINGS_CACHE) -> P
         raise BindingsUnavailable("no C compiler (gcc) to build the stand-in TensorRT libraries")
     out.mkdir(parents=True, exist_ok=True)
     for soname, symbols in release.symbols.items():
-        src = out / f"{soname}.c"
+        src = out / f"{soname}.{os.getpid()}.c"
         body = "".join(f"void {s}(void) {{ abort(); }}\n" for s in symbols)
         src.write_text("/* stand-in: import and introspection only, never executed */\n"
                        "#include <stdlib.h>\n" + body, encoding="utf-8")
-        tmp = out / f".{soname}.tmp"
+        tmp = out / f".{soname}.{os.getpid()}.tmp"
         proc = subprocess.run([gcc, "-shared", "-fPIC", "-o", str(tmp), f"-Wl,-soname,{soname}", str(src)],
                               capture_output=True, text=True, timeout=120)
+        src.unlink(missing_ok=True)
         if proc.returncode != 0:
             raise BindingsUnavailable(f"gcc failed on the {soname} stand-in: {proc.stderr.strip()[:200]}")
-        tmp.rename(out / soname)
+        tmp.replace(out / soname)
     return out
 
 

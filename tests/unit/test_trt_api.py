@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -66,7 +67,7 @@ def live_members(request):
         if label not in cache:
             try:
                 cache[label] = dump_members(RELEASES[label])
-            except (BindingsUnavailable, OSError) as exc:
+            except (BindingsUnavailable, OSError, subprocess.SubprocessError) as exc:
                 cache[label] = exc
         if isinstance(cache[label], Exception):
             reason = f"real TensorRT bindings not available here: {cache[label]}"
