@@ -170,8 +170,14 @@ for path in used:
     for part in (tail.split(".") if tail else []):
         obj = getattr(obj, part, None)
     doc = (getattr(obj, "__doc__", None) or "").strip()
-    if obj is not None and callable(obj) and doc:
-        out["signatures"][path] = " ".join(l.strip() for l in doc.split("\n\n")[0].splitlines())[:400]
+    if obj is None or not callable(obj) or not doc:
+        continue
+    name = path.rsplit(".", 1)[-1]
+    # pybind11: "name(self: T, a: U = 0) -> R", or "Overloaded function." then "1. name(...)" lines
+    sigs = [l.strip().split(". ", 1)[1] for l in doc.splitlines()
+            if l.strip()[:1].isdigit() and ". " + name + "(" in l.strip()[:len(name) + 6]]
+    first = doc.splitlines()[0].strip()
+    out["signatures"][path] = sigs or ([first] if first.startswith(name + "(") else [])
 print(json.dumps(out))
 """
 

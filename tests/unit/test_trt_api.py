@@ -129,6 +129,55 @@ def test_conformance_check_catches_an_unguarded_removed_api():
     assert conformance_problems(member_lists("trt10"), TrtApi.detect(make_fake_trt("trt10")), planted) == []
 
 
+def arity(signature: str) -> tuple[int, int]:
+    """(required, total) positional parameters, ``self`` excluded, of a pybind11 signature line."""
+    inner = signature[signature.index("(") + 1:]
+    params, depth, cur = [], 0, ""
+    for ch in inner:
+        if ch in "([<":
+            depth += 1
+        elif ch in ")]>":
+            if depth == 0:
+                break
+            depth -= 1
+        if ch == "," and depth == 0:
+            params.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    params += [cur.strip()] if cur.strip() else []
+    params = [p for p in params if not p.startswith("self")]
+    return sum("=" not in p for p in params), len(params)
+
+
+def test_arity_parser():
+    assert arity("f(self: A, a: List[int], b: Tuple[int, int] = (1, 2)) -> None") == (1, 2)
+    assert arity("g(self: A, s: E = <E.STATIC: 0>) -> X") == (0, 1) and arity("h(self: A) -> B") == (0, 0)
+    # planted bad: a three-argument set_shape would not fit TensorRT's four-argument one
+    (real,) = load_fixture("trt10")["signatures"]["IOptimizationProfile.set_shape"]
+    assert arity(real) == (4, 4)
+
+
+@pytest.mark.parametrize("label", LABELS)
+def test_fake_methods_take_the_arguments_the_real_ones_take(label):
+    """The fakes' methods accept no call the real overloads would refuse: a call the code makes
+    with a wrong argument count fails on the fake as it would on the GPU machine."""
+    import inspect
+
+    signatures = load_fixture(label)["signatures"]
+    fake, checked = make_fake_trt(label), 0
+    for path, sigs in signatures.items():
+        head, _, method = path.partition(".")
+        if not sigs or not method:
+            continue
+        impl = next(c for c in type.__getattribute__(getattr(fake, head), "__mro__") if method in vars(c))
+        params = list(inspect.signature(vars(impl)[method]).parameters.values())[1:]
+        lo, hi = sum(p.default is p.empty for p in params), len(params)
+        assert any(r_lo <= lo and hi <= r_hi for r_lo, r_hi in map(arity, sigs)), (path, (lo, hi), sigs)
+        checked += 1
+    assert checked >= 20
+
+
 def test_removed_in_11_is_what_the_real_lists_say():
     """The APIs TensorRT 11 removed: present in 10.13, absent in 11.4, never used unguarded."""
     m10, m11 = load_fixture("trt10"), load_fixture("trt11")
