@@ -127,6 +127,7 @@ TOLERANCES = {
 #: Precision of each pipeline stage (the fp32 stages share one tolerance).
 STAGE_PRECISION = {"exported": "fp32", "simplified": "fp32", "fused": "fp32", "fp16": "fp16"}
 
+# --------------------------------------------------------------------------------------------
 # MLPerf LoadGen runs meant to be VALID (`albert-ixrt loadgen --mlperf-valid`)
 # --------------------------------------------------------------------------------------------
 #: MLPerf Inference's rules, as LoadGen and the submission checker apply them, for BERT (SQuAD
@@ -140,3 +141,13 @@ STAGE_PRECISION = {"exported": "fp32", "simplified": "fp32", "fused": "fp32", "f
 MLPERF_MIN_DURATION_MS = 600_000
 MLPERF_MIN_QUERY_COUNT = {"SingleStream": 1024, "Offline": 10833}
 MLPERF_PERFORMANCE_SAMPLE_COUNT = 10833
+
+# --------------------------------------------------------------------------------------------
+# TensorRT engines (issue 8)
+# --------------------------------------------------------------------------------------------
+#: A strongly typed TensorRT build (11.x, 10.x with STRONGLY_TYPED) takes its precision from the
+#: graph, so an "fp16" engine needs a graph whose float weights are (almost) all fp16.  Converters
+#: keep only small tensors in fp32 for accuracy (LayerNorm scale/bias, statistics), a fraction of
+#: a percent of ALBERT's ~11.7 M weights; an fp32 graph has share 0.  Half is the dividing line:
+#: no graph with most weights in fp32 is an "fp16 engine", whatever its cache label says.
+FP16_GRAPH_MIN_SHARE = 0.5

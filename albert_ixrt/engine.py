@@ -10,8 +10,10 @@ Layers, from pure to thin (Polygraphy's split of loaders and runners):
   the key and the plan's sha256 and is written last: a half-written or corrupt entry is
   detected, discarded and rebuilt, never deserialized blindly.
 - ``TrtLibrary``: the thin layer over the ``tensorrt`` module (NVIDIA's, or Iluvatar ixRT's
-  TensorRT-compatible module plus its plugin library).  Only documented TensorRT calls; unit
-  tests replace the module with a fake, since TensorRT cannot be installed on CPU-only machines.
+  TensorRT-compatible module plus its plugin library).  Only documented TensorRT calls; which
+  generation's calls (strong or weak typing, network flags) is asked of ``trt_api.TrtApi``,
+  detected once by capability.  Unit tests replace the module with fakes derived from the real
+  8.6 / 10.13 / 11.4 bindings' member lists (tests/unit/trt_fakes.py).
 - ``load_or_build_engine``: the glue.
 """
 from __future__ import annotations
@@ -28,6 +30,8 @@ from .config import CACHE_DIR, DEFAULT_SQUAD, REFERENCE_BATCH_SIZE
 from .errors import AlbertIxrtError, BackendUnavailable, InputFileError
 from .fileio import sha256_bytes, sha256_file, sha256_json, write_bytes_atomic, write_json_atomic
 from .model import INPUT_NAMES
+from .trt_api import IXRT_PLUGIN_DEFAULT, IXRT_PLUGIN_ENV  # noqa: F401 (re-exported; their home is trt_api)
+from .trt_api import TrtApi, check_engine_precision, plugin_candidates
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +39,6 @@ log = logging.getLogger(__name__)
 FLAVOURS = ("tensorrt", "ixrt")
 #: Precisions an engine is built in (int8 would need calibration data: not part of the reference row).
 ENGINE_PRECISIONS = ("fp32", "fp16")
-#: Environment variable naming ixRT's plugin library, and the library's default (soname) name.
-IXRT_PLUGIN_ENV = "IXRT_PLUGIN_PATH"
-IXRT_PLUGIN_DEFAULT = "libixrt_plugin.so"
 #: TensorRT builder workspace: BERT-base-sized attention at batch 16 x 384 fits comfortably.
 DEFAULT_WORKSPACE_BYTES = 4 << 30
 ENGINE_CACHE_DIR = CACHE_DIR / "engines"
@@ -122,10 +123,13 @@ class EngineKey:
     precision: str
     profile: ShapeProfile
     flavour: str = "tensorrt"
+    typing: str = "weak"     # trt_api.STRONG (precision from the graph) or WEAK (from BuilderFlag.FP16)
+    graph: str = ""          # file name of the ONNX graph the engine was built from
 
     def as_dict(self) -> dict:
         return {"onnx_sha256": self.onnx_sha256, "trt_version": self.trt_version, "gpu_name": self.gpu_name,
-                "precision": self.precision, "profile": self.profile.as_dict(), "flavour": self.flavour}
+                "precision": self.precision, "profile": self.profile.as_dict(), "flavour": self.flavour,
+                "typing": self.typing, "graph": self.graph}
 
     def digest(self) -> str:
         return sha256_json(self.as_dict())
@@ -199,22 +203,24 @@ def import_tensorrt(flavour: str):
     try:
         import tensorrt as trt  # noqa: PLC0415 (optional dependency)
     except ImportError as exc:
-        what = "Iluvatar ixRT's tensorrt module" if flavour == "ixrt" else "TensorRT (pip install tensorrt)"
+        what = ("Iluvatar ixRT's tensorrt module" if flavour == "ixrt"
+                else "TensorRT (pip install '.[gpu-cu12]' or '.[gpu-cu13]', matching torch's CUDA)")
         raise BackendUnavailable(flavour, f"{what} is not importable here ({exc})") from None
     return trt
 
 
 def major_version(version: str) -> int:
+    """The leading number of a version string (for reports; capabilities decide behaviour)."""
     try:
         return int(str(version).split(".")[0])
     except ValueError:
         return 0
 
 
-def resolve_plugin_path(option: str | None) -> str:
-    """ixRT's plugin library: the option, else $IXRT_PLUGIN_PATH, else the bare soname (found
-    through the loader's search path, as ixRT installs it)."""
-    return option or os.environ.get(IXRT_PLUGIN_ENV) or IXRT_PLUGIN_DEFAULT
+def resolve_plugin_path(option: str | None, trt=None) -> str:
+    """ixRT's plugin library: the option, else the library beside the ``tensorrt`` module, else
+    $IXRT_PLUGIN_PATH, else the bare soname (found through the loader's search path)."""
+    return plugin_candidates(option, getattr(trt, "__file__", None), os.environ)[0]
 
 
 def load_plugin_library(path: str, flavour: str = "ixrt", loader=ctypes.CDLL):
@@ -236,19 +242,21 @@ class TrtLibrary:
         self.version = str(getattr(trt, "__version__", "unknown"))
         self.device_name = device_name
         self.workspace_bytes = workspace_bytes
+        self.api = TrtApi.detect(trt)
         self.logger = trt.Logger(trt.Logger.WARNING)
 
     @classmethod
     def load(cls, flavour: str = "tensorrt", plugin_path: str | None = None, device_name: str = "unknown GPU",
              **kw) -> "TrtLibrary":
         trt = import_tensorrt(flavour)
-        if flavour == "tensorrt" and major_version(getattr(trt, "__version__", "0")) < 10:
-            raise BackendUnavailable(flavour, f"TensorRT {trt.__version__} found; this runner uses the TensorRT >= 10 "
-                                              "tensor-address API (set_tensor_address / execute_async_v3)")
+        problem = TrtApi.detect(trt).unavailable_reason()
+        if problem:
+            raise BackendUnavailable(flavour, f"the tensorrt module {getattr(trt, '__version__', '?')} found cannot be "
+                                              f"used: {problem}")
         lib = cls(trt, flavour, device_name, **kw)
-        if flavour == "ixrt":
-            load_plugin_library(resolve_plugin_path(plugin_path), flavour)
-        if hasattr(trt, "init_libnvinfer_plugins"):
+        if flavour == "ixrt":  # RTLD_GLOBAL, before the registry is initialised, so it sees the creators
+            load_plugin_library(resolve_plugin_path(plugin_path, trt), flavour)
+        if lib.api.has_init_plugins:
             trt.init_libnvinfer_plugins(lib.logger, "")
         return lib
 
@@ -258,15 +266,16 @@ class TrtLibrary:
         trt = self.trt
         if precision not in ENGINE_PRECISIONS:
             raise ValueError(f"engine precision must be one of {ENGINE_PRECISIONS}, got {precision!r}")
+        check_engine_precision(self.api, onnx_path, precision, self.version)
         builder = trt.Builder(self.logger)
-        network = builder.create_network(self._network_flags())
+        network = builder.create_network(self.api.network_flags)
         parser = trt.OnnxParser(network, self.logger)
         if not parser.parse_from_file(str(onnx_path)):
             errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
             raise AlbertIxrtError(f"{onnx_path}: TensorRT's ONNX parser failed: {'; '.join(errors) or 'no detail'}")
         config = builder.create_builder_config()
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, self.workspace_bytes)
-        if precision == "fp16":
+        if precision == "fp16" and self.api.uses_fp16_flag:  # strong typing: the graph's types decide
             config.set_flag(trt.BuilderFlag.FP16)
         opt_profile = builder.create_optimization_profile()
         for name, (lo, mid, hi) in profile.input_shapes(input_names).items():
@@ -276,13 +285,6 @@ class TrtLibrary:
         if plan is None:
             raise AlbertIxrtError(f"{onnx_path}: TensorRT could not build an engine (see the TensorRT log above)")
         return bytes(plan)
-
-    def _network_flags(self) -> int:
-        # TensorRT 10 networks are always explicit-batch; older ones (ixRT's 8.x-style API) need the flag.
-        trt = self.trt
-        if major_version(self.version) >= 10 or not hasattr(trt, "NetworkDefinitionCreationFlag"):
-            return 0
-        return 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
 
     def deserialize(self, plan: bytes):
         runtime = self.trt.Runtime(self.logger)
@@ -305,7 +307,8 @@ class EngineInfo:
 
 def engine_key(lib: TrtLibrary, onnx_path: str | os.PathLike, profile: ShapeProfile, precision: str) -> EngineKey:
     return EngineKey(onnx_sha256=sha256_file(onnx_path), trt_version=lib.version, gpu_name=lib.device_name,
-                     precision=precision, profile=profile, flavour=lib.flavour)
+                     precision=precision, profile=profile, flavour=lib.flavour, typing=lib.api.typing,
+                     graph=Path(onnx_path).name)
 
 
 def load_or_build_engine(lib: TrtLibrary, onnx_path: str | os.PathLike, profile: ShapeProfile, precision: str,
@@ -313,6 +316,9 @@ def load_or_build_engine(lib: TrtLibrary, onnx_path: str | os.PathLike, profile:
     """(engine, EngineInfo): the cached plan when it is intact and deserializes, else a fresh build."""
     if not Path(onnx_path).is_file():
         raise InputFileError(onnx_path, "ONNX file not found")
+    if precision not in ENGINE_PRECISIONS:
+        raise ValueError(f"engine precision must be one of {ENGINE_PRECISIONS}, got {precision!r}")
+    check_engine_precision(lib.api, onnx_path, precision, lib.version)  # before a cached plan is trusted
     key = engine_key(lib, onnx_path, profile, precision)
     plan = cache.lookup(key)
     source = "built"
@@ -326,5 +332,5 @@ def load_or_build_engine(lib: TrtLibrary, onnx_path: str | os.PathLike, profile:
     t0 = time.perf_counter()
     plan = lib.build(onnx_path, profile, precision, input_names)
     seconds = time.perf_counter() - t0
-    path = cache.store(key, plan, build_seconds=round(seconds, 3))
+    path = cache.store(key, plan, build_seconds=round(seconds, 3), api=lib.api.as_dict())
     return lib.deserialize(plan), EngineInfo(key, path, source, seconds)

@@ -16,8 +16,10 @@ Which graph goes to which engine (decided here, recorded in the conversion manif
 from __future__ import annotations
 
 import collections
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from .model import INPUT_NAMES, OUTPUT_NAMES
 
@@ -26,10 +28,19 @@ INPUT_DTYPE = "int64"
 OUTPUT_DTYPE = "float32"
 DYNAMIC_AXES = ("batch", "sequence")
 
-#: Highest default-domain opset TensorRT 10.0's ONNX parser reads (onnx-tensorrt README of
-#: release/10.0: "opset 9 to opset 20").  Our export stays at 17 (see export.EXPORTER_REASON), the
-#: level TensorRT 8.5/8.6-era parsers (which ixRT's tracks) are documented for.
-TRT_MAX_OPSET = 20
+#: Highest default-domain opset each TensorRT generation's ONNX parser reads (generation by
+#: capability: trt_api.TrtApi.generation, since ixRT's module carries ixRT's own version).
+#: 8 (TensorRT 8.6, ixRT's 8-style API): onnx-tensorrt release/8.6 docs/operators.md, "TensorRT 8.6
+#:   supports operators up to Opset 17";
+#: 10: onnx-tensorrt README of release/10.0, "opset 9 to opset 20" (later 10.x may read more:
+#:   conservative);
+#: 11: NVIDIA TensorRT docs, ONNX Opset Guide (reference/onnx-opset-guide.html), "TensorRT 11.x ...
+#:   Maximum opset 25".
+#: Our export stays at 17 (see export.EXPORTER_REASON), which every generation reads.
+TRT_MAX_OPSET_BY_GENERATION = {8: 17, 10: 20, 11: 25}
+#: Without an importable TensorRT: checked for 10.x (what the CUDA 12 `gpu` extra installs).
+DEFAULT_TRT_GENERATION = 10
+TRT_MAX_OPSET = TRT_MAX_OPSET_BY_GENERATION[DEFAULT_TRT_GENERATION]
 
 #: ONNX ops TensorRT's ONNX parser (onnx-tensorrt, ``docs/operators.md``) marks supported.
 #: Source: github.com/onnx/onnx-tensorrt docs/operators.md, release/10.x; the TensorRT 8.5 version
@@ -77,18 +88,75 @@ class GraphReport:
     problems: list[str] = field(default_factory=list)
     contrib_ops: dict[str, int] = field(default_factory=dict)
     unsupported_trt_ops: dict[str, int] = field(default_factory=dict)
+    trt_generation: int | None = None       # the TensorRT generation op coverage was judged for
+    trt_op_source: str = ""                 # the static operators.md list, or a real parser
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
     def to_dict(self) -> dict:
-        return {"target": self.target, "opset": self.opset, "ok": self.ok, "problems": self.problems,
-                "contrib_ops": self.contrib_ops, "unsupported_trt_ops": self.unsupported_trt_ops}
+        out = {"target": self.target, "opset": self.opset, "ok": self.ok, "problems": self.problems,
+               "contrib_ops": self.contrib_ops, "unsupported_trt_ops": self.unsupported_trt_ops}
+        if self.trt_generation is not None:
+            out.update(trt_generation=self.trt_generation, trt_op_source=self.trt_op_source)
+        return out
 
 
-def check_graph(model_or_path, *, target: str = "tensorrt", expected_opset: int | None = None) -> GraphReport:
-    """Run every check; ``target="tensorrt"`` also demands parser-supported ops only."""
+@dataclass(frozen=True)
+class TrtParserInfo:
+    """Which TensorRT parser the op coverage is judged against."""
+
+    generation: int
+    supports: Callable[[str], bool] | None = None   # OnnxParser.supports_operator of a real TensorRT
+    source: str = "onnx-tensorrt operators.md list"
+
+    @property
+    def max_opset(self) -> int:
+        return TRT_MAX_OPSET_BY_GENERATION[self.generation]
+
+
+def trt_parser_info(trt=None, generation: int | None = None) -> TrtParserInfo:
+    """The parser of ``trt`` (a ``tensorrt`` module), else of the importable TensorRT, else the
+    static list for ``generation`` (default DEFAULT_TRT_GENERATION)."""
+    if trt is None:
+        return _installed_parser_info(generation)
+    from .trt_api import TrtApi
+
+    api = TrtApi.detect(trt)
+    generation = generation or api.generation
+    if not api.has_supports_operator:
+        return TrtParserInfo(generation)
+    try:  # a parser needs a network, hence a builder, hence usually a GPU: without one, the list
+        logger = trt.Logger(trt.Logger.WARNING)
+        builder = trt.Builder(logger)
+        network = builder.create_network(api.network_flags)
+        parser = trt.OnnxParser(network, logger)
+    except Exception:  # noqa: BLE001 (CUDA initialisation failures come as several types)
+        return TrtParserInfo(generation)
+    keep = (builder, network, parser)  # the parser must outlive its network and builder
+
+    def supports(op: str, _keep=keep) -> bool:
+        return bool(_keep[2].supports_operator(op))
+
+    return TrtParserInfo(generation, supports, f"OnnxParser.supports_operator (TensorRT "
+                                                 f"{getattr(trt, '__version__', '?')})")
+
+
+@functools.lru_cache(maxsize=None)
+def _installed_parser_info(generation: int | None) -> TrtParserInfo:
+    try:
+        import tensorrt as trt  # noqa: PLC0415 (optional dependency)
+    except ImportError:
+        return TrtParserInfo(generation or DEFAULT_TRT_GENERATION)
+    return trt_parser_info(trt, generation)
+
+
+def check_graph(model_or_path, *, target: str = "tensorrt", expected_opset: int | None = None,
+                trt_generation: int | None = None, trt=None) -> GraphReport:
+    """Run every check; ``target="tensorrt"`` also demands parser-supported ops only, judged by
+    ``trt``'s (or the importable TensorRT's) ``OnnxParser.supports_operator`` when one can be
+    made, else by the operators.md list, with the opset ceiling of ``trt_generation``."""
     if target not in ("tensorrt", "onnxruntime"):
         raise ValueError(f"target must be 'tensorrt' or 'onnxruntime', got {target!r}")
     model = _as_model(model_or_path)
@@ -100,7 +168,11 @@ def check_graph(model_or_path, *, target: str = "tensorrt", expected_opset: int 
     report.contrib_ops = contrib_op_counts(model)
     report.unsupported_trt_ops = unsupported_trt_ops(model)
     if target == "tensorrt":
-        report.problems += trt_problems(model, report)
+        parser = trt_parser_info(trt, trt_generation)
+        report.trt_generation, report.trt_op_source = parser.generation, parser.source
+        if parser.supports is not None:
+            report.unsupported_trt_ops = unsupported_trt_ops(model, parser.supports)
+        report.problems += trt_problems(model, report, parser.max_opset)
     return report
 
 
@@ -209,21 +281,24 @@ def contrib_op_counts(model) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def unsupported_trt_ops(model) -> dict[str, int]:
-    """Ops TensorRT's ONNX parser cannot take (custom-domain ops as ``domain:Op``)."""
+def unsupported_trt_ops(model, supports: Callable[[str], bool] | None = None) -> dict[str, int]:
+    """Ops TensorRT's ONNX parser cannot take (custom-domain ops as ``domain:Op``): by the parser's
+    own ``supports`` when given, else by the operators.md list."""
     counts = collections.Counter()
+    known = supports or TRT_PARSER_OPS.__contains__
     for node in model.graph.node:
         if node.domain not in ("", "ai.onnx"):
             counts[f"{node.domain}:{node.op_type}"] += 1
-        elif node.op_type not in TRT_PARSER_OPS:
+        elif not known(node.op_type):
             counts[node.op_type] += 1
     return dict(sorted(counts.items()))
 
 
-def trt_problems(model, report: GraphReport) -> list[str]:
+def trt_problems(model, report: GraphReport, max_opset: int = TRT_MAX_OPSET) -> list[str]:
     problems = []
-    if report.opset is not None and report.opset > TRT_MAX_OPSET:
-        problems.append(f"opset {report.opset} is above {TRT_MAX_OPSET}, the highest this op list is checked for")
+    if report.opset is not None and report.opset > max_opset:
+        problems.append(f"opset {report.opset} is above {max_opset}, the highest TensorRT "
+                        f"{report.trt_generation or DEFAULT_TRT_GENERATION}.x's ONNX parser reads")
     if report.unsupported_trt_ops:
         listed = ", ".join(f"{k} x{v}" for k, v in report.unsupported_trt_ops.items())
         problems.append(f"ops TensorRT's ONNX parser does not support: {listed} (build TensorRT engines from the "

@@ -40,7 +40,8 @@ def add_runner_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--graph-optimization-level", default="all", choices=("disable", "basic", "extended", "all"),
                    help="onnxruntime graph optimisation level")
     p.add_argument("--engine-cache", help="tensorrt/ixrt: folder of cached engines (default: the user cache)")
-    p.add_argument("--plugin", help="ixrt: plugin library (default: $IXRT_PLUGIN_PATH or libixrt_plugin.so)")
+    p.add_argument("--plugin", help="ixrt: plugin library (default: lib/libixrt_plugin.so beside the tensorrt "
+                   "module, else $IXRT_PLUGIN_PATH, else libixrt_plugin.so)")
     p.add_argument("--squad", help="SQuAD v1.1 JSON for the inputs (default: the official dev set)")
     p.add_argument("--tokenizer", help="spiece.model or a model directory holding one")
     p.add_argument("--examples", type=int, default=DEFAULT_EXAMPLES,

@@ -1,14 +1,17 @@
 """TensorRT and Iluvatar ixRT: one runner, two names.
 
 ixRT exposes a TensorRT-compatible Python module, so both backends build (or load from cache) an
-engine through ``albert_ixrt.engine`` and run it with the TensorRT >= 10 tensor-address API:
-``set_input_shape`` + ``set_tensor_address`` for every I/O tensor, then ``execute_async_v3`` on
-the current CUDA stream.  Buffers are torch CUDA tensors, so host<->device copies are explicit
+engine through ``albert_ixrt.engine`` and run it with the I/O style ``trt_api.TrtApi`` detected:
+tensor addresses where the module has them (``set_input_shape`` + ``set_tensor_address`` for
+every I/O tensor, then ``execute_async_v3`` on the current CUDA stream; TensorRT >= 8.5, 10, 11),
+else TensorRT 8-style bindings (``set_binding_shape`` + a pointer list to ``execute_v2``; older
+ixRT).  Buffers are torch CUDA tensors, so host<->device copies are explicit
 (``to_device``) and the benchmark can time inference with and without them.
 
 Nothing here runs on a CPU-only machine: ``create_runner`` raises ``BackendUnavailable`` with the
-reason (no ``tensorrt`` module, TensorRT older than 10, no CUDA device).  The unit tests drive
-the same code with a fake ``tensorrt`` module whose engine reads and writes the bound addresses.
+reason (no ``tensorrt`` module, one without a usable API, no CUDA device).  The unit tests drive
+the same code with fake ``tensorrt`` modules derived from the real bindings' member lists, whose
+engines read and write the bound addresses.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import numpy as np
 
 from ..engine import ENGINE_CACHE_DIR, ENGINE_PRECISIONS, EngineCache, ShapeProfile, TrtLibrary, load_or_build_engine
 from ..errors import BackendUnavailable
+from ..trt_api import IO_BINDINGS, TrtApi
 from ..model import INPUT_NAMES, OUTPUT_NAMES
 from .base import Feed, Runner, check_feed, register
 
@@ -37,15 +41,23 @@ class EngineIO:
 
     inputs: dict
     outputs: dict
+    index: dict          # name -> binding index (the bindings I/O style addresses tensors by it)
 
     @classmethod
-    def from_engine(cls, trt, engine) -> "EngineIO":
-        inputs, outputs = {}, {}
-        for i in range(engine.num_io_tensors):
-            name = engine.get_tensor_name(i)
-            dtype = torch_dtype(trt, engine.get_tensor_dtype(name))
-            (inputs if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT else outputs)[name] = dtype
-        return cls(inputs, outputs)
+    def from_engine(cls, trt, engine, api: TrtApi) -> "EngineIO":
+        inputs, outputs, index = {}, {}, {}
+        if api.io == IO_BINDINGS:
+            for i in range(engine.num_bindings):
+                name = engine.get_binding_name(i)
+                index[name] = i
+                (inputs if engine.binding_is_input(i) else outputs)[name] = torch_dtype(trt, engine.get_binding_dtype(i))
+        else:
+            for i in range(engine.num_io_tensors):
+                name = engine.get_tensor_name(i)
+                index[name] = i
+                dtype = torch_dtype(trt, engine.get_tensor_dtype(name))
+                (inputs if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT else outputs)[name] = dtype
+        return cls(inputs, outputs, index)
 
     def check_names(self, flavour: str) -> None:
         missing = [n for n in (*INPUT_NAMES, *OUTPUT_NAMES) if n not in self.inputs and n not in self.outputs]
@@ -63,6 +75,53 @@ def require_cuda(flavour: str, device: str) -> str:
     if not torch.cuda.is_available():
         raise BackendUnavailable(flavour, "no CUDA device visible to torch (engine buffers are torch CUDA tensors)")
     return "cuda" if device == "auto" else device
+
+
+class AddressBinding:
+    """TensorRT >= 8.5 I/O: tensors bound by name and address, enqueued with execute_async_v3."""
+
+    style = "tensor_address"
+
+    def __init__(self, context, io: EngineIO):
+        self.context = context
+
+    def set_input(self, name, tensor) -> None:
+        self.context.set_input_shape(name, tuple(tensor.shape))
+        self.context.set_tensor_address(name, tensor.data_ptr())
+
+    def output_shape(self, name) -> tuple:
+        return tuple(self.context.get_tensor_shape(name))
+
+    def set_output(self, name, tensor) -> None:
+        self.context.set_tensor_address(name, tensor.data_ptr())
+
+    def execute(self, stream: int, synchronize) -> bool:
+        return bool(self.context.execute_async_v3(stream))
+
+
+class IndexBinding:
+    """TensorRT 8-style I/O: shapes by binding index, one pointer list to the synchronous
+    execute_v2 (which does not wait for torch's stream, so the copies are awaited first)."""
+
+    style = "bindings"
+
+    def __init__(self, context, io: EngineIO):
+        self.context, self.index = context, io.index
+        self.pointers = [0] * len(io.index)
+
+    def set_input(self, name, tensor) -> None:
+        self.context.set_binding_shape(self.index[name], tuple(tensor.shape))
+        self.pointers[self.index[name]] = tensor.data_ptr()
+
+    def output_shape(self, name) -> tuple:
+        return tuple(self.context.get_binding_shape(self.index[name]))
+
+    def set_output(self, name, tensor) -> None:
+        self.pointers[self.index[name]] = tensor.data_ptr()
+
+    def execute(self, stream: int, synchronize) -> bool:
+        synchronize()
+        return bool(self.context.execute_v2(list(self.pointers)))
 
 
 class TensorRTRunner(Runner):
@@ -90,8 +149,9 @@ class TensorRTRunner(Runner):
         cache = EngineCache(cache_dir or ENGINE_CACHE_DIR)
         self.engine, self.engine_info = load_or_build_engine(library, onnx_path, self.profile, precision, cache)
         self.context = self.engine.create_execution_context()
-        self.io = EngineIO.from_engine(library.trt, self.engine)
+        self.io = EngineIO.from_engine(library.trt, self.engine, library.api)
         self.io.check_names(flavour)
+        self.binding = (IndexBinding if library.api.io == IO_BINDINGS else AddressBinding)(self.context, self.io)
         self._live: list = []  # tensors whose addresses the context holds until the next call
 
     # -- host <-> device ---------------------------------------------------------------------
@@ -109,17 +169,16 @@ class TensorRTRunner(Runner):
         live = []
         for name, tensor in zip(INPUT_NAMES, tensors):
             tensor = tensor.to(self.io.inputs[name]).contiguous()
-            self.context.set_input_shape(name, tuple(tensor.shape))
-            self.context.set_tensor_address(name, tensor.data_ptr())
+            self.binding.set_input(name, tensor)
             live.append(tensor)
         outputs = []
         for name in OUTPUT_NAMES:
-            shape = tuple(self.context.get_tensor_shape(name))
-            out = self._torch.empty(shape, dtype=self.io.outputs[name], device=self.device)
-            self.context.set_tensor_address(name, out.data_ptr())
+            out = self._torch.empty(self.binding.output_shape(name), dtype=self.io.outputs[name], device=self.device)
+            self.binding.set_output(name, out)
             outputs.append(out)
-        if not self.context.execute_async_v3(self._stream_handle()):
-            raise RuntimeError(f"{self.name}: execute_async_v3 failed for batch {batch} x seq {seq}")
+        if not self.binding.execute(self._stream_handle(), self.synchronize):
+            raise RuntimeError(f"{self.name}: engine execution ({self.binding.style}) failed for batch {batch} x "
+                               f"seq {seq}")
         self._live = live + outputs
         return outputs[0], outputs[1]
 
@@ -140,7 +199,9 @@ class TensorRTRunner(Runner):
     def describe(self) -> dict:
         info = self.engine_info
         return {"backend": self.name, "precision": self.precision, "device": self.lib.device_name,
-                "tensorrt": self.lib.version, "profile": self.profile.as_dict(), "onnx": self.onnx_path,
+                "tensorrt": self.lib.version, "typing": info.key.typing, "graph": info.key.graph,
+                "io": self.binding.style, "network_flags": self.lib.api.network_flags,
+                "profile": self.profile.as_dict(), "onnx": self.onnx_path,
                 "engine": str(info.plan_path), "engine_source": info.source,
                 "build_seconds": round(info.build_seconds, 2)}
 

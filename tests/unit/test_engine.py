@@ -1,12 +1,13 @@
 """TensorRT / ixRT engine layer without TensorRT: profile maths, cache keys, the cache's handling
-of corrupt entries, the builder's calls, and the runner's tensor-address binding, all against a
-fake ``tensorrt`` module whose engine really reads and writes the bound memory."""
+of corrupt entries, the builder's calls, and the runner's I/O binding, against fake ``tensorrt``
+modules derived from the real 8.6, 10.13 and 11.4 bindings (tests/unit/trt_fakes.py) whose
+engines really read and write the bound memory.  The whole build -> cache -> run flow runs on
+each generation."""
 from __future__ import annotations
 
-import ctypes
 import importlib.util
 import json
-import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,168 +15,48 @@ import pytest
 from albert_ixrt.engine import (EngineCache, EngineKey, ShapeOutsideProfile, ShapeProfile, TrtLibrary,
                                 load_or_build_engine, load_plugin_library, major_version, resolve_plugin_path)
 from albert_ixrt.errors import AlbertIxrtError, BackendUnavailable
-from albert_ixrt.model import INPUT_NAMES, OUTPUT_NAMES
+from albert_ixrt.model import INPUT_NAMES
+from albert_ixrt.trt_api import PrecisionMismatch
+from trt_fakes import LABELS, MAGIC, make_fake_trt
 
 # ---------------------------------------------------------------------------------------------
-# A fake tensorrt module (TensorRT 10 API surface the project uses)
+# Fake tensorrt modules derived from the real 8.6 / 10.13 / 11.4 member lists (trt_fakes.py)
 # ---------------------------------------------------------------------------------------------
-MAGIC = b"FAKEPLAN"
+#: Every generation the flow runs against: the three real member lists, and TensorRT 8-style
+#: bindings-only (older ixRT), derived from 8.6.
+GENERATIONS = (*LABELS, "trt8-bindings")
+#: What each generation must be driven with (TensorRT's documented semantics, and the values of
+#: the real enums: EXPLICIT_BATCH = 0 on 8.6, STRONGLY_TYPED = 1 on 10.13 and 0 on 11.4).
+EXPECTED = {
+    "trt8": dict(typing="weak", network_flags=1 << 0, io="tensor_address"),
+    "trt8-bindings": dict(typing="weak", network_flags=1 << 0, io="bindings"),
+    "trt10": dict(typing="strong", network_flags=1 << 1, io="tensor_address"),
+    "trt11": dict(typing="strong", network_flags=1 << 0, io="tensor_address"),
+}
 
 
-def _memory(ptr: int, dtype, shape) -> np.ndarray:
-    """A numpy view of ``shape`` elements of ``dtype`` at address ``ptr`` (what a GPU kernel would touch)."""
-    dtype = np.dtype(dtype)
-    n = int(np.prod(shape))
-    buf = (ctypes.c_byte * (n * dtype.itemsize)).from_address(ptr)
-    return np.frombuffer(buf, dtype=dtype, count=n).reshape(shape)
+def _tiny_onnx(path, dtype):
+    """A real (tiny) ONNX graph whose weights are ``dtype``: what a strongly typed build reads."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    elem = TensorProto.FLOAT16 if dtype == np.float16 else TensorProto.FLOAT
+    w = numpy_helper.from_array(np.eye(4, dtype=dtype), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", elem, [1, 4])],
+                              [helper.make_tensor_value_info("y", elem, [1, 4])], [w])
+    onnx.save(helper.make_model(graph), str(path))
+    return path
 
 
-class FakeContext:
-    def __init__(self, engine):
-        self.engine = engine
-        self.shapes, self.addresses = {}, {}
-
-    def set_input_shape(self, name, shape):
-        assert name in self.engine.inputs, name
-        self.shapes[name] = tuple(shape)
-        return True
-
-    def get_tensor_shape(self, name):
-        return self.shapes["input_ids"]
-
-    def set_tensor_address(self, name, ptr):
-        self.addresses[name] = ptr
-        return True
-
-    def execute_async_v3(self, stream):
-        # start = ids + 0.5 * token_type, end = 2 * mask - ids: every input and output takes part
-        shape = self.shapes["input_ids"]
-        ins = {n: _memory(self.addresses[n], self.engine.input_dtype, shape).astype(np.float32) for n in INPUT_NAMES}
-        _memory(self.addresses["start_logits"], np.float32, shape)[...] = ins["input_ids"] + 0.5 * ins["token_type_ids"]
-        _memory(self.addresses["end_logits"], np.float32, shape)[...] = 2 * ins["attention_mask"] - ins["input_ids"]
-        self.engine.executions += 1
-        return True
-
-
-class FakeEngine:
-    def __init__(self, spec: dict):
-        self.spec = spec
-        self.input_dtype = np.dtype(spec["input_dtype"])
-        self.inputs = list(INPUT_NAMES)
-        self.names = [*INPUT_NAMES, *OUTPUT_NAMES]
-        self.num_io_tensors = len(self.names)
-        self.executions = 0
-
-    def get_tensor_name(self, i):
-        return self.names[i]
-
-    def get_tensor_mode(self, name):
-        return FakeTrt.TensorIOMode.INPUT if name in self.inputs else FakeTrt.TensorIOMode.OUTPUT
-
-    def get_tensor_dtype(self, name):
-        return self.spec["input_dtype"] if name in self.inputs else "float32"
-
-    def create_execution_context(self):
-        return FakeContext(self)
-
-
-class FakeTrt(types.SimpleNamespace):
-    """Records the builder calls; plans are MAGIC + JSON of what was asked for."""
-
-    TensorIOMode = types.SimpleNamespace(INPUT="INPUT", OUTPUT="OUTPUT")
-    BuilderFlag = types.SimpleNamespace(FP16="FP16")
-    MemoryPoolType = types.SimpleNamespace(WORKSPACE="WORKSPACE")
-    NetworkDefinitionCreationFlag = types.SimpleNamespace(EXPLICIT_BATCH=0)
-
-    def __init__(self, version="10.3.0", parse_ok=True, build_ok=True, input_dtype="int32"):
-        super().__init__()
-        self.__version__ = version
-        self.calls: list = []
-        self.parse_ok, self.build_ok, self.input_dtype = parse_ok, build_ok, input_dtype
-        fake = self
-
-        class Logger:
-            WARNING = 2
-
-            def __init__(self, level):
-                self.level = level
-
-        class Profile:
-            def __init__(self):
-                self.shapes = {}
-
-            def set_shape(self, name, lo, opt, hi):
-                self.shapes[name] = [list(lo), list(opt), list(hi)]
-
-        class Config:
-            def __init__(self):
-                self.flags, self.profiles, self.pool = set(), [], {}
-
-            def set_flag(self, flag):
-                self.flags.add(flag)
-
-            def set_memory_pool_limit(self, pool, size):
-                self.pool[pool] = size
-
-            def add_optimization_profile(self, p):
-                self.profiles.append(p)
-
-        class Builder:
-            def __init__(self, logger):
-                pass
-
-            def create_network(self, flags):
-                fake.calls.append(("create_network", flags))
-                return object()
-
-            def create_builder_config(self):
-                return Config()
-
-            def create_optimization_profile(self):
-                return Profile()
-
-            def build_serialized_network(self, network, config):
-                fake.calls.append(("build", sorted(config.flags)))
-                if not fake.build_ok:
-                    return None
-                spec = {"fp16": "FP16" in config.flags, "profiles": [p.shapes for p in config.profiles],
-                        "workspace": config.pool.get("WORKSPACE"), "input_dtype": fake.input_dtype}
-                return MAGIC + json.dumps(spec).encode()
-
-        class OnnxParser:
-            num_errors = 1
-
-            def __init__(self, network, logger):
-                pass
-
-            def parse_from_file(self, path):
-                fake.calls.append(("parse", path))
-                return fake.parse_ok
-
-            def get_error(self, i):
-                return "Unsupported op: NonMaxSuppression"
-
-        class Runtime:
-            def __init__(self, logger):
-                pass
-
-            def deserialize_cuda_engine(self, plan):
-                fake.calls.append(("deserialize", len(plan)))
-                plan = bytes(plan)
-                if not plan.startswith(MAGIC):
-                    return None
-                return FakeEngine(json.loads(plan[len(MAGIC):]))
-
-        self.Logger, self.Builder, self.OnnxParser, self.Runtime = Logger, Builder, OnnxParser, Runtime
-
-    @staticmethod
-    def nptype(dtype):
-        return np.dtype(dtype).type
+@pytest.fixture(params=GENERATIONS)
+def generation(request):
+    return request.param
 
 
 @pytest.fixture
-def fake_trt():
-    return FakeTrt()
+def fake_trt(generation):
+    return make_fake_trt(generation)
 
 
 @pytest.fixture
@@ -184,14 +65,27 @@ def lib(fake_trt):
 
 
 @pytest.fixture
-def onnx_file(tmp_path):
-    p = tmp_path / "model.sim.onnx"
-    p.write_bytes(b"not really onnx, but the fake parser does not care")
-    return p
+def onnx_fp32(tmp_path):
+    return _tiny_onnx(tmp_path / "model.sim.onnx", np.float32)
+
+
+@pytest.fixture
+def onnx_fp16(tmp_path):
+    return _tiny_onnx(tmp_path / "model.sim.fp16.onnx", np.float16)
+
+
+@pytest.fixture
+def onnx_file(lib, onnx_fp32, onnx_fp16):
+    """The graph an fp16 engine is built from on this generation (trt_fp16 when strongly typed)."""
+    return onnx_fp16 if lib.api.typing == "strong" else onnx_fp32
 
 
 def _calls(fake, kind):
-    return [c for c in fake.calls if c[0] == kind]
+    return fake._state.of(kind)
+
+
+def _spec(plan):
+    return json.loads(bytes(plan)[len(MAGIC):])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,7 +133,8 @@ BASE_KEY = dict(onnx_sha256="a" * 64, trt_version="10.3.0", gpu_name="Fake GPU",
 @pytest.mark.parametrize("field, other", [("onnx_sha256", "b" * 64), ("trt_version", "10.4.0"),
                                           ("gpu_name", "Other GPU"), ("precision", "fp32"),
                                           ("profile", ShapeProfile(max_batch=32, opt_batch=32)),
-                                          ("flavour", "ixrt")])
+                                          ("flavour", "ixrt"), ("typing", "strong"),
+                                          ("graph", "model.sim.fp16.onnx")])
 def test_every_key_field_changes_the_key(field, other):
     a, b = EngineKey(**BASE_KEY), EngineKey(**{**BASE_KEY, field: other})
     assert a.digest() != b.digest() and a.stem() != b.stem()
@@ -280,31 +175,60 @@ def test_cache_rejects_unreadable_or_foreign_metadata(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # Build and load
 # ---------------------------------------------------------------------------------------------
-def test_build_uses_the_documented_builder_calls(fake_trt, lib, onnx_file):
+def test_build_uses_each_generations_builder_calls(generation, fake_trt, lib, onnx_file, onnx_fp32):
+    exp = EXPECTED[generation]
+    assert (lib.api.typing, lib.api.network_flags, lib.api.io) == (exp["typing"], exp["network_flags"], exp["io"])
     profile = ShapeProfile.covering([1, 16], [64, 384])
-    plan = lib.build(onnx_file, profile, "fp16")
-    spec = json.loads(plan[len(MAGIC):])
-    assert spec["fp16"] is True and spec["workspace"] > 0
+    spec = _spec(lib.build(onnx_file, profile, "fp16"))
+    assert spec["precision"] == "fp16" and spec["workspace"] > 0           # what TensorRT really built
+    assert spec["strongly_typed"] == (exp["typing"] == "strong")
     assert spec["profiles"] == [{n: [[1, 64], [16, 384], [16, 384]] for n in INPUT_NAMES}]
-    assert _calls(fake_trt, "create_network") == [("create_network", 0)]   # TensorRT 10: explicit batch
+    assert _calls(fake_trt, "create_network") == [("create_network", exp["network_flags"])]
+    # weak typing asks for fp16 kernels with the flag; strong typing sets no precision flag at all
+    assert _calls(fake_trt, "build") == [("build", ["FP16"] if exp["typing"] == "weak" else [])]
     assert _calls(fake_trt, "parse") == [("parse", str(onnx_file))]
-    fp32 = json.loads(lib.build(onnx_file, profile, "fp32")[len(MAGIC):])
-    assert fp32["fp16"] is False
+    assert _spec(lib.build(onnx_fp32, profile, "fp32"))["precision"] == "fp32"
     with pytest.raises(ValueError, match="engine precision"):
         lib.build(onnx_file, profile, "int8")
 
 
-def test_older_api_gets_the_explicit_batch_flag(onnx_file):
-    old = FakeTrt(version="8.6.1")
-    TrtLibrary(old, "ixrt").build(onnx_file, ShapeProfile(), "fp16")
-    assert _calls(old, "create_network") == [("create_network", 1)]
+@pytest.mark.parametrize("generation", ["trt10", "trt11"])
+def test_strongly_typed_fp16_from_an_fp32_graph_is_refused(generation, lib, fake_trt, onnx_fp32, onnx_fp16, tmp_path):
+    """Without the check TensorRT would silently build an fp32 engine the cache labels fp16."""
+    with pytest.raises(PrecisionMismatch, match=r"model\.sim\.onnx.*strongly typed.*0% of float weights fp16.*"
+                                                r"'trt_fp16'") as exc:
+        lib.build(onnx_fp32, ShapeProfile(), "fp16")
+    assert "\n" not in str(exc.value)
+    with pytest.raises(PrecisionMismatch, match="is fp16"):                      # and the other way round
+        load_or_build_engine(lib, onnx_fp16, ShapeProfile(), "fp32", EngineCache(tmp_path / "engines"))
+    assert _calls(fake_trt, "build") == [] and not (tmp_path / "engines").exists()   # refused before any build
+    # the same fp32 graph is fine for an fp32 engine, and the fp16 graph for an fp16 one
+    assert _spec(lib.build(onnx_fp32, ShapeProfile(), "fp32"))["precision"] == "fp32"
+    assert _spec(lib.build(onnx_fp16, ShapeProfile(), "fp16"))["precision"] == "fp16"
 
 
-def test_parser_and_builder_failures_are_one_clear_error(onnx_file):
+@pytest.mark.parametrize("generation", ["trt8", "trt8-bindings"])
+def test_weak_typing_builds_fp16_from_the_fp32_graph(generation, lib, onnx_fp32):
+    assert _spec(lib.build(onnx_fp32, ShapeProfile(), "fp16"))["precision"] == "fp16"
+
+
+def test_derived_fakes_catch_an_unguarded_removed_api(onnx_fp32, monkeypatch):
+    """Planted bad: a builder that set BuilderFlag.FP16 regardless of typing dies on 11.4's
+    member list (as it would on a real TensorRT 11), while 10.13 still has the flag."""
+    from albert_ixrt.trt_api import TrtApi
+
+    monkeypatch.setattr(TrtApi, "uses_fp16_flag", property(lambda self: True))
+    monkeypatch.setattr("albert_ixrt.engine.check_engine_precision", lambda *a, **k: None)
+    with pytest.raises(AttributeError, match="FP16"):
+        TrtLibrary(make_fake_trt("trt11")).build(onnx_fp32, ShapeProfile(), "fp16")
+    TrtLibrary(make_fake_trt("trt10")).build(onnx_fp32, ShapeProfile(), "fp16")
+
+
+def test_parser_and_builder_failures_are_one_clear_error(generation, onnx_fp32):
     with pytest.raises(AlbertIxrtError, match="ONNX parser failed: Unsupported op: NonMaxSuppression"):
-        TrtLibrary(FakeTrt(parse_ok=False)).build(onnx_file, ShapeProfile(), "fp16")
+        TrtLibrary(make_fake_trt(generation, parse_ok=False)).build(onnx_fp32, ShapeProfile(), "fp32")
     with pytest.raises(AlbertIxrtError, match="could not build an engine"):
-        TrtLibrary(FakeTrt(build_ok=False)).build(onnx_file, ShapeProfile(), "fp16")
+        TrtLibrary(make_fake_trt(generation, build_ok=False)).build(onnx_fp32, ShapeProfile(), "fp32")
 
 
 def test_second_load_comes_from_the_cache(fake_trt, lib, onnx_file, tmp_path):
@@ -316,10 +240,17 @@ def test_second_load_comes_from_the_cache(fake_trt, lib, onnx_file, tmp_path):
     assert len(_calls(fake_trt, "build")) == 1
     # another profile, precision or ONNX content is another engine
     load_or_build_engine(lib, onnx_file, ShapeProfile(max_batch=32, opt_batch=32), "fp16", cache)
-    load_or_build_engine(lib, onnx_file, ShapeProfile(), "fp32", cache)
-    onnx_file.write_bytes(b"changed graph")
+    _tiny_onnx(onnx_file, np.float16 if lib.api.typing == "strong" else np.float32)  # same precision, ...
+    import onnx
+
+    model = onnx.load(str(onnx_file))
+    model.graph.node[0].name = "changed"                                              # ... another graph
+    onnx.save(model, str(onnx_file))
     _, info5 = load_or_build_engine(lib, onnx_file, ShapeProfile(), "fp16", cache)
-    assert info5.source == "built" and len(_calls(fake_trt, "build")) == 4
+    assert info5.source == "built" and len(_calls(fake_trt, "build")) == 3
+    meta = json.loads(info5.plan_path.with_suffix(".json").read_text())
+    assert meta["key"]["typing"] == lib.api.typing and meta["key"]["graph"] == onnx_file.name
+    assert meta["api"]["network_flags"] == lib.api.network_flags
 
 
 def test_plan_that_does_not_deserialize_is_rebuilt(fake_trt, lib, onnx_file, tmp_path):
@@ -329,7 +260,7 @@ def test_plan_that_does_not_deserialize_is_rebuilt(fake_trt, lib, onnx_file, tmp
     cache.store(info.key, b"garbage from another TensorRT build")
     engine, info2 = load_or_build_engine(lib, onnx_file, ShapeProfile(), "fp16", cache)
     assert info2.source == "rebuilt (corrupt cache entry)"
-    assert engine.spec["fp16"] is True
+    assert engine._spec["precision"] == "fp16"
     assert cache.lookup(info.key).startswith(MAGIC)
 
 
@@ -353,34 +284,63 @@ def test_version_parsing():
     assert major_version("10.3.0.26") == 10 and major_version("8.6.1") == 8 and major_version("dev") == 0
 
 
-def test_old_tensorrt_is_unavailable_with_reason(monkeypatch):
+@pytest.mark.parametrize("generation", GENERATIONS)
+def test_every_generation_passes_the_gate_by_capability(generation, monkeypatch):
+    """TensorRT 11 included: no version gate, only what the module can do."""
     import albert_ixrt.engine as engine
 
-    monkeypatch.setattr(engine, "import_tensorrt", lambda flavour: FakeTrt(version="8.6.1"))
-    with pytest.raises(BackendUnavailable, match="tensor-address API") as exc:
+    fake = make_fake_trt(generation)
+    monkeypatch.setattr(engine, "import_tensorrt", lambda flavour: fake)
+    lib = TrtLibrary.load("tensorrt")
+    assert lib.api.typing == EXPECTED[generation]["typing"] and _calls(fake, "init_plugins") == [("init_plugins", "")]
+
+
+def test_a_module_without_a_usable_api_is_unavailable_with_reason(monkeypatch):
+    """Planted bad: 8.6's list without execute_v2 nor the tensor-address API cannot run engines."""
+    import albert_ixrt.engine as engine
+
+    fake = make_fake_trt("trt8-bindings", remove={"IExecutionContext": {"execute_v2"}})
+    monkeypatch.setattr(engine, "import_tensorrt", lambda flavour: fake)
+    with pytest.raises(BackendUnavailable, match="neither tensor addresses.*nor bindings") as exc:
         TrtLibrary.load("tensorrt")
     assert "\n" not in exc.value.reason
 
 
-def test_ixrt_loads_its_plugin_library(monkeypatch):
+def test_ixrt_loads_its_plugin_library_before_the_registry(monkeypatch, tmp_path):
     import albert_ixrt.engine as engine
 
-    loaded = []
-    monkeypatch.setattr(engine, "import_tensorrt", lambda flavour: FakeTrt(version="4.3.0"))
-    monkeypatch.setattr(engine, "load_plugin_library", lambda path, flavour="ixrt": loaded.append(path))
+    fake = make_fake_trt("trt8")
+    fake.__file__ = str(tmp_path / "tensorrt" / "__init__.py")
+    monkeypatch.setattr(engine, "import_tensorrt", lambda flavour: fake)
+    monkeypatch.setattr(engine, "load_plugin_library",
+                        lambda path, flavour="ixrt": fake._state.calls.append(("plugin", path)))
     monkeypatch.setenv("IXRT_PLUGIN_PATH", "/opt/ixrt/lib/libixrt_plugin.so")
     lib = TrtLibrary.load("ixrt")
-    assert loaded == ["/opt/ixrt/lib/libixrt_plugin.so"] and lib.flavour == "ixrt"
+    assert [c[0] for c in fake._state.calls] == ["plugin", "init_plugins"] and lib.flavour == "ixrt"
+    assert _calls(fake, "plugin") == [("plugin", "/opt/ixrt/lib/libixrt_plugin.so")]
+    beside = tmp_path / "tensorrt" / "lib" / "libixrt_plugin.so"      # ixRT's own install layout wins
+    beside.parent.mkdir(parents=True)
+    beside.write_bytes(b"")
+    TrtLibrary.load("ixrt")
+    assert _calls(fake, "plugin")[-1] == ("plugin", str(beside.resolve()))
     TrtLibrary.load("ixrt", plugin_path="/x/libmine.so")
-    assert loaded[-1] == "/x/libmine.so"
+    assert _calls(fake, "plugin")[-1] == ("plugin", "/x/libmine.so")
 
 
-def test_plugin_path_precedence(monkeypatch):
+def test_plugin_path_precedence(monkeypatch, tmp_path):
+    import types as _types
+
+    trt = _types.SimpleNamespace(__file__=str(tmp_path / "tensorrt" / "__init__.py"))
     monkeypatch.delenv("IXRT_PLUGIN_PATH", raising=False)
-    assert resolve_plugin_path(None) == "libixrt_plugin.so"
+    assert resolve_plugin_path(None, trt) == "libixrt_plugin.so"
     monkeypatch.setenv("IXRT_PLUGIN_PATH", "/env/lib.so")
-    assert resolve_plugin_path(None) == "/env/lib.so"
-    assert resolve_plugin_path("/opt/lib.so") == "/opt/lib.so"
+    assert resolve_plugin_path(None, trt) == "/env/lib.so"
+    beside = tmp_path / "tensorrt" / "lib" / "libixrt_plugin.so"
+    beside.parent.mkdir(parents=True)
+    beside.write_bytes(b"")
+    assert resolve_plugin_path(None, trt) == str(beside.resolve())
+    assert resolve_plugin_path(None) == "/env/lib.so"                     # no module known: env, soname
+    assert resolve_plugin_path("/opt/lib.so", trt) == "/opt/lib.so"
 
 
 def test_missing_plugin_library_is_unavailable(tmp_path):
@@ -421,9 +381,13 @@ def _feed(batch, seq, seed=0):
 
 
 @pytest.mark.parametrize("batch, seq", [(1, 8), (8, 64), (3, 17)])
-def test_runner_binds_every_tensor_by_address(fake_runner, batch, seq):
+def test_runner_binds_every_tensor(generation, fake_runner, fake_trt, batch, seq):
     feed = _feed(batch, seq, seed=batch)
     start, end = fake_runner.infer(feed)
+    io = EXPECTED[generation]["io"]
+    assert fake_runner.binding.style == io
+    assert len(_calls(fake_trt, "execute_v2" if io == "bindings" else "execute_async_v3")) == 1
+    assert not _calls(fake_trt, "execute_async_v3" if io == "bindings" else "execute_v2")
     assert start.dtype == np.float32 and start.shape == (batch, seq)
     np.testing.assert_array_equal(start, feed["input_ids"] + 0.5 * feed["token_type_ids"])
     np.testing.assert_array_equal(end, 2 * feed["attention_mask"] - feed["input_ids"])
@@ -451,7 +415,9 @@ def test_runner_describes_engine_and_profile(fake_runner, tmp_path):
 
     d = fake_runner.describe()
     assert d["backend"] == "tensorrt" and d["precision"] == "fp16" and d["device"] == "Fake GPU 80GB"
-    assert d["engine_source"] == "built" and d["profile"]["max_batch"] == 8 and d["tensorrt"] == "10.3.0"
+    assert d["engine_source"] == "built" and d["profile"]["max_batch"] == 8
+    assert d["tensorrt"] == fake_runner.lib.trt.__version__ and d["typing"] == fake_runner.lib.api.typing
+    assert d["graph"] == Path(fake_runner.onnx_path).name and d["io"] == fake_runner.binding.style
     again = TensorRTRunner(fake_runner.onnx_path, precision="fp16", profile=fake_runner.profile,
                            cache_dir=tmp_path / "engines", library=fake_runner.lib, device="cpu")
     assert again.describe()["engine_source"] == "cache"
@@ -467,12 +433,15 @@ def test_runner_refuses_int8(lib, onnx_file):
 def test_engine_without_the_qa_tensors_is_refused(lib, onnx_file, tmp_path, monkeypatch):
     from albert_ixrt.runners.trt_runner import TensorRTRunner
 
-    monkeypatch.setattr(FakeEngine, "get_tensor_name", lambda self, i: ["x", "y", "z", "a", "b"][i])
+    wrong = lambda self, i: ["x", "y", "z", "a", "b"][i]  # noqa: E731
+    name_api = "get_binding_name" if lib.api.io == "bindings" else "get_tensor_name"
+    monkeypatch.setattr(lib.trt.ICudaEngine, name_api, wrong)
     with pytest.raises(BackendUnavailable, match="engine lacks tensors"):
         TensorRTRunner(onnx_file, library=lib, cache_dir=tmp_path, device="cpu")
 
 
-def test_bench_times_the_fake_engine_with_and_without_copies(fake_runner, dev_features):
+@pytest.mark.parametrize("generation", ["trt11"])
+def test_bench_times_the_fake_engine_with_and_without_copies(generation, fake_runner, dev_features):
     """The GPU branch of the benchmark (two figures, pipelined throughput) on the fake engine."""
     from albert_ixrt.bench import BenchSettings, run_benchmark
 
@@ -481,4 +450,4 @@ def test_bench_times_the_fake_engine_with_and_without_copies(fake_runner, dev_fe
     assert [(r.batch_size, r.transfer) for r in report.results] == [
         (1, "with_copies"), (1, "device_only"), (8, "with_copies"), (8, "device_only")]
     assert all(r.throughput_method.startswith("back-to-back") for r in report.results)
-    assert fake_runner.engine.executions >= 4 * (1 + 3)
+    assert fake_runner.engine._executions >= 4 * (1 + 3)
