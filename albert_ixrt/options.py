@@ -51,10 +51,11 @@ def check_input_file(option: str, path: str | os.PathLike | None, *, what: str =
     p = Path(path)
     if p.is_dir():
         hint = ""
-        if (p / "manifest.json").is_file():
-            picks = "; ".join(f"{p / name} ({use})" for use, name in ONNX_FOR_BACKEND.items())
+        picks = "; ".join(f"{p / name} ({use})" for use, name in ONNX_FOR_BACKEND.items() if (p / name).is_file())
+        if (p / "manifest.json").is_file() and picks:
             hint = f"; it holds a conversion (manifest.json): pick one of its files, {picks}"
-        raise AlbertIxrtError(f"{option} {p}".strip() + f": is a directory, not a {what}{hint}")
+        article = "an" if what[:1].lower() in "aeiou" else "a"
+        raise AlbertIxrtError(f"{option} {p}".strip() + f": is a directory, not {article} {what}{hint}")
     if not p.exists():
         raise AlbertIxrtError(f"{option} {p}".strip() + ": file not found")
 

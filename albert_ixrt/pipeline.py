@@ -356,7 +356,9 @@ def run_acceptance(*, profile: str = "real", model_spec: str | None = None, rand
         report["failure"] = {"step": steps[-1].name, "message": steps[-1].detail["reason"],
                              "input": isinstance(failure, AlbertIxrtError)}
         for name in STEPS:
-            if name not in done:
+            if name in skip and name not in done:
+                steps.append(Step(name, "skipped", 0.0, {"reason": SKIPPED_BY_OPTION}))
+            elif name not in done:
                 steps.append(Step(name, "not run", 0.0, {"reason": f"the {report['failure']['step']} step failed"}))
     failed = [st.name for st in steps if st.status == "failed"]
     steps.sort(key=lambda st: STEPS.index(st.name))

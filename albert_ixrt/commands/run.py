@@ -35,6 +35,7 @@ def add_arguments(p):
 
 
 def run(args) -> int:
+    from ..errors import AlbertIxrtError
     from ..pipeline import files_line, run_acceptance, summarize
 
     report, result = run_acceptance(profile=args.profile, model_spec=args.model, random_weights=args.random_weights,
@@ -44,7 +45,7 @@ def run(args) -> int:
                                     bench_batch_sizes=tuple(args.bench_batch_sizes))
     print(summarize(report, result))
     print(f"written: {files_line(report, args.out)}")
-    error = report.get("input_error")
-    if error is not None:
-        raise error  # bad input found while running (the report says so too): one line, exit 2
+    failure = report.get("failure")
+    if failure and failure["input"]:  # bad input found while running (the report says so too): one line, exit 2
+        raise AlbertIxrtError(failure["message"])
     return 0 if report["passed"] else 1
