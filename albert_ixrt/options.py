@@ -36,6 +36,22 @@ def check_backend_precision(backend: str, precision: str) -> None:
                               f"choose one of {', '.join(allowed)}")
 
 
+#: --device values per backend (torch: cuda:N too; onnxruntime: its execution-provider choices;
+#: TensorRT/ixRT always run on their GPU).
+DEVICES = {"torch": ("auto", "cpu", "cuda", "cuda:N"), "onnxruntime": ("auto", "cpu", "cuda", "tensorrt"),
+           "tensorrt": ("auto",), "ixrt": ("auto",)}
+
+
+def check_device(backend: str, device: str) -> None:
+    import re
+
+    allowed = DEVICES.get(backend, ("auto",))
+    ok = device in allowed or ("cuda:N" in allowed and re.fullmatch(r"cuda:\d+", device))
+    if not ok:
+        raise AlbertIxrtError(f"--device {device!r} does not apply to backend {backend}; choose one of "
+                              f"{', '.join(allowed)}" + (" (it runs on its GPU)" if allowed == ("auto",) else ""))
+
+
 def check_positive(option: str, value: int | None, *, allow_none: bool = True) -> None:
     if value is None and allow_none:
         return

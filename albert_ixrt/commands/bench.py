@@ -58,10 +58,11 @@ def add_arguments(p):
 
 
 def precision_of(args) -> str:
-    from ..options import check_backend_precision
+    from ..options import check_backend_precision, check_device
 
     precision = args.precision or DEFAULT_PRECISION[args.backend]
     check_backend_precision(args.backend, precision)
+    check_device(args.backend, args.device)
     return precision
 
 

@@ -50,6 +50,9 @@ def _refused(argv, capsys) -> str:
     (["features", "--max-seq-length", "0"], "argument --max-seq-length: must be >= 1"),
     (["bench", "--model", "tiny", "--precision", "int8"], "not supported by backend torch"),
     (["bench", "--model", "tiny", "--max-seconds", "nan"], "argument --max-seconds: must be >= 0"),
+    (["bench", "--model", "tiny", "--device", "gpu"], "--device 'gpu' does not apply to backend torch"),
+    (["bench", "--model", "tiny", "--backend", "tensorrt", "--device", "cpu"], "(it runs on its GPU)"),
+    (["loadgen", "--model", "tiny", "--backend", "onnxruntime", "--device", "cuda:1"], "choose one of auto, cpu"),
     (["loadgen", "--model", "tiny", "--batch-size", "0"], "argument --batch-size: must be >= 1"),
     (["loadgen", "--model", "tiny", "--backend", "ixrt", "--precision", "int8"], "not supported by backend ixrt"),
     (["convert", "--out", "x", "--verify", "-1"], "argument --verify: must be >= 0"),
@@ -89,6 +92,10 @@ def test_a_good_call_passes_the_checks(tmp_path):
                                       "--batch-size", "4", "--limit", "3", "--bench-batch-sizes", "1", "2",
                                       "--out", str(tmp_path)])
     assert (args.batch_size, args.limit, args.bench_batch_sizes) == (4, 3, [1, 2])
+    from albert_ixrt.options import check_device
+
+    for backend, device in (("torch", "cuda:1"), ("torch", "auto"), ("onnxruntime", "tensorrt"), ("ixrt", "auto")):
+        check_device(backend, device)
     pipeline.validate_run(profile="tiny", backend="onnxruntime", precision="int8", batch_size=4, limit=3, skip=(),
                           squad=None, tokenizer=None, out_dir=tmp_path, bench_batch_sizes=(1, 2))
 

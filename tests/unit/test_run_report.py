@@ -159,3 +159,17 @@ def test_runner_text_is_readable():
                         "providers": ["CPUExecutionProvider"], "int8": {"per_channel": True}})
     assert text == ("onnxruntime int8 on cpu, threads 2, providers CPUExecutionProvider, int8 (per_channel True)")
     assert "{" not in text and "[" not in text
+
+
+def test_ctrl_c_leaves_an_interrupted_report_not_a_verdict(tmp_path, monkeypatch, capsys):
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "evaluate", interrupted)
+    _plant_previous_run(tmp_path)
+    assert main(["run", "--profile", "tiny", "--out", str(tmp_path), "--quiet", "--skip", "convert"]) == 130
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["state"] == "interrupted" and report["passed"] is False
+    assert report["failure"]["message"] == "interrupted (Ctrl-C)"
+    md = (tmp_path / "report.md").read_text()
+    assert "INTERRUPTED in evaluate" in md and "all steps passed" not in md
