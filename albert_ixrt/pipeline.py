@@ -114,7 +114,8 @@ RUN_OUTPUTS = ("report.md", "report.json", "equivalence.json", "predictions.json
 SKIPPED_BY_OPTION = "asked with --skip"
 #: How to shorten each step, for the "where the time went" advice (steps without one are not advised on).
 SHORTER = {
-    "bench": "--skip bench, or fewer/smaller --bench-batch-sizes (now {bench}); the full harness is `albert-ixrt bench`",
+    "bench": "--skip bench, or fewer/smaller --bench-batch-sizes (now {bench}); "
+             "the full harness is `albert-ixrt bench`",
     "equivalence": f"--skip equivalence (it runs {EQUIVALENCE_FEATURES} features through torch and every ONNX stage)",
     "evaluate": "--limit K evaluates only the first K questions (accuracy is then not judged)",
     "features": "--limit K featurizes only the first K questions",
@@ -152,9 +153,12 @@ class _Timer:
 
 
 def error_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__) if isinstance(exc, AlbertIxrtError) else \
-        f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+    """One line for the report: a user-facing error's own sentence, anything else with its type."""
+    lines = str(exc).strip().splitlines()
+    first = lines[0] if lines else ""
+    if isinstance(exc, AlbertIxrtError):
+        return first or type(exc).__name__
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def validate_run(*, profile: str, backend: str, precision: str, batch_size, limit, skip, squad, tokenizer, out_dir,
@@ -306,7 +310,8 @@ def run_acceptance(*, profile: str = "real", model_spec: str | None = None, rand
         if backend != "torch" and manifest is not None:
             from .export import ENGINE_INPUTS, stage_paths
 
-            onnx = stage_paths(manifest, onnx_dir)[ENGINE_INPUTS.get(f"{backend}-{precision}") or ENGINE_INPUTS[backend]]
+            stage = ENGINE_INPUTS.get(f"{backend}-{precision}") or ENGINE_INPUTS[backend]
+            onnx = stage_paths(manifest, onnx_dir)[stage]
         with contextlib.ExitStack() as stack:
             with timer("evaluate") as step:
                 runner = stack.enter_context(make_runner(backend, model, precision, onnx))

@@ -28,7 +28,8 @@ def add_runner_args(p: argparse.ArgumentParser) -> None:
                    help="ONNX file for onnxruntime/tensorrt/ixrt (default: convert --model, cached)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda (torch, onnxruntime); onnxruntime also "
                                                    "tensorrt (its TensorRT execution provider)")
-    p.add_argument("--threads", type=positive_int, help="CPU threads (torch intra-op / onnxruntime intra_op_num_threads)")
+    p.add_argument("--threads", type=positive_int,
+                   help="CPU threads (torch intra-op / onnxruntime intra_op_num_threads)")
     p.add_argument("--compile", action="store_true", help="torch: torch.compile (CUDA graphs on a GPU)")
     p.add_argument("--graph-optimization-level", default="all", choices=("disable", "basic", "extended", "all"),
                    help="onnxruntime graph optimisation level")

@@ -32,31 +32,26 @@ def run(args) -> int:
     from ..errors import AlbertIxrtError
     from ..evaluate import evaluate
     from ..parallel import parse_shard
-    from ..pipeline import check_vocab, make_runner, prepare_data, resolve_tokenizer
     from ..options import check_backend_precision
+    from ..pipeline import check_vocab, make_runner, prepare_data, resolve_tokenizer
     from ..tokenizer import AlbertTokenizer
 
     check_backend_precision(args.backend, args.precision)
     settings = squad_settings(args)
-    if args.shard:
-        try:
-            parse_shard(args.shard)
-        except ValueError as exc:
-            raise AlbertIxrtError(f"--shard: {exc}") from None
-    model = load_model_arg(args)
-    tok = AlbertTokenizer(resolve_tokenizer(model, args.tokenizer))
-    check_vocab(tok, model)
     shard = None
     if args.shard:
         try:
             shard = parse_shard(args.shard)
         except ValueError as exc:
-            raise AlbertIxrtError(str(exc)) from None
-    examples, features = prepare_data(assets.squad_dev_path(args.squad), tok, squad_settings(args), args.limit,
+            raise AlbertIxrtError(f"--shard: {exc}") from None
+    model = load_model_arg(args)  # only now: every option above is refused before any work
+    tok = AlbertTokenizer(resolve_tokenizer(model, args.tokenizer))
+    check_vocab(tok, model)
+    examples, features = prepare_data(assets.squad_dev_path(args.squad), tok, settings, args.limit,
                                       progress=not args.quiet, shard=shard)
     with make_runner(args.backend, model, args.precision, args.onnx) as runner:
         result = evaluate(runner, examples, features, batch_size=args.batch_size, bucket=not args.no_bucket,
-                          settings=squad_settings(args), progress=not args.quiet, model_info=model.describe())
+                          settings=settings, progress=not args.quiet, model_info=model.describe())
     if shard is not None:
         result.settings["shard"] = {"index": shard[0] + 1, "count": shard[1]}
     s = result.scores

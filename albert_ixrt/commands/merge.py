@@ -11,7 +11,8 @@ HELP = "merge sharded evaluate outputs (predictions.json + metrics.json per dire
 
 def add_arguments(p):
     p.add_argument("shards", nargs="+", type=existing_dir, help="output directories of `evaluate --shard I/N`")
-    p.add_argument("--squad", type=input_file("SQuAD JSON file"), help="the SQuAD file the shards came from (default: the official dev set)")
+    p.add_argument("--squad", type=input_file("SQuAD JSON file"),
+                   help="the SQuAD file the shards came from (default: the official dev set)")
     p.add_argument("--limit", type=positive_int, help="the --limit the shards were run with")
     p.add_argument("--out", required=True, type=output_dir, help="output directory for the merged predictions.json "
                    "and metrics.json")

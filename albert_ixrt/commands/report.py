@@ -8,8 +8,10 @@ HELP = "compare benchmark/evaluation results under DIR with the reference row (M
 
 
 def add_arguments(p):
-    p.add_argument("dir", type=existing_dir, help="folder holding `albert-ixrt bench --json` files and/or metrics.json files")
-    p.add_argument("--out", type=output_dir, help="where to write perf_report.md/.json and throughput.png (default: DIR)")
+    p.add_argument("dir", type=existing_dir,
+                   help="folder holding `albert-ixrt bench --json` files and/or metrics.json files")
+    p.add_argument("--out", type=output_dir,
+                   help="where to write perf_report.md/.json and throughput.png (default: DIR)")
 
 
 def run(args) -> int:

@@ -13,8 +13,10 @@ HELP = "score a predictions file with the official SQuAD v1.1 metric (prints {\"
 
 
 def add_arguments(p):
-    p.add_argument("--squad", required=True, type=input_file("SQuAD JSON file"), help="SQuAD v1.1 JSON with the gold answers")
-    p.add_argument("--predictions", required=True, type=input_file("predictions JSON file"), help="JSON object {question id: answer text}")
+    p.add_argument("--squad", required=True, type=input_file("SQuAD JSON file"),
+                   help="SQuAD v1.1 JSON with the gold answers")
+    p.add_argument("--predictions", required=True, type=input_file("predictions JSON file"),
+                   help="JSON object {question id: answer text}")
     p.add_argument("--features", type=positive_int, default=None,
                    help="also print the ByteMLPerf-compatible figures (sums / this many features) on stderr")
 
