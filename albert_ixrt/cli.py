@@ -14,8 +14,15 @@ from .errors import AlbertIxrtError
 COMMANDS = ("fetch", "features", "convert", "evaluate", "merge", "score", "bench", "loadgen", "report", "run")
 
 
+class _Parser(argparse.ArgumentParser):
+    """A bad option is one line on stderr (exit 2), pointing at --help instead of printing the usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="albert-ixrt", description="Acceptance suite for ALBERT SQuAD v1.1 "
+    parser = _Parser(prog="albert-ixrt", description="Acceptance suite for ALBERT SQuAD v1.1 "
                                      "question answering on inference accelerators: convert, compare, evaluate, bench.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
@@ -32,7 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # a refused option (2) or --help (0): an exit code, as for every other outcome
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         return int(args._run(args) or 0)
     except AlbertIxrtError as exc:

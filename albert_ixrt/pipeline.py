@@ -5,7 +5,9 @@ together for ``albert-ixrt run`` and writes ``report.json`` + ``report.md``.
 """
 from __future__ import annotations
 
+import contextlib
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from . import assets
@@ -109,7 +111,7 @@ def trt_engine_stage(manifest: dict, out, precision: str, typing: str | None) ->
 @dataclass
 class Step:
     name: str
-    status: str          # "ok" | "failed" | "skipped" (with the reason in detail)
+    status: str          # "ok" | "failed" | "skipped" | "not run" (with the reason in detail["reason"])
     seconds: float
     detail: dict = field(default_factory=dict)
 
@@ -123,110 +125,299 @@ EQUIVALENCE_FEATURES = 16
 BENCH_BATCH_SIZES, BENCH_SEQ_LEN, BENCH_ITERATIONS = (1, 16), DEFAULT_SQUAD.max_seq_length, 5
 
 
-class _Timer:
-    """Times one step and appends it to ``steps``."""
+#: Files ``run`` writes into ``--out``: removed when a run starts, so none can be a previous run's
+#: (onnx/ is a cache of converted graphs and stays; its manifest says what it holds).
+RUN_OUTPUTS = ("report.md", "report.json", "equivalence.json", "predictions.json", "metrics.json", "bench.json",
+               "perf_report.md", "perf_report.json", "throughput.png")
+SKIPPED_BY_OPTION = "asked with --skip"
+#: How to shorten each step, for the "where the time went" advice (steps without one are not advised on).
+SHORTER = {
+    "bench": "--skip bench, or fewer/smaller --bench-batch-sizes (now {bench}); "
+             "the full harness is `albert-ixrt bench`",
+    "equivalence": f"--skip equivalence (it runs {EQUIVALENCE_FEATURES} features through torch and every ONNX stage)",
+    "evaluate": "--limit K evaluates only the first K questions (accuracy is then not judged)",
+    "features": "--limit K featurizes only the first K questions",
+    "convert": "the graphs in OUT/onnx are reused on the next run while the model is unchanged; "
+               "--skip convert also skips equivalence",
+}
 
-    def __init__(self, steps: list[Step], name: str):
-        self.steps, self.name = steps, name
+
+class _Timer:
+    """Times one step and appends it to ``steps``; an exception marks the step failed with its
+    reason (and lets it propagate: the run stops there and still writes its report)."""
+
+    def __init__(self, steps: list[Step], name: str, announce=None):
+        self.steps, self.name, self.announce = steps, name, announce
         self.status, self.detail = "ok", {}
 
     def __enter__(self):
         self.t0 = time.perf_counter()
         return self
 
-    def __exit__(self, *exc):
-        self.steps.append(Step(self.name, self.status, time.perf_counter() - self.t0, self.detail))
+    def __exit__(self, etype, exc, tb):
+        if exc is not None:
+            self.status = "failed"
+            if isinstance(exc, KeyboardInterrupt):
+                self.detail = {**self.detail, "reason": "interrupted (Ctrl-C)"}
+            else:
+                self.detail = {**self.detail, "reason": error_line(exc), "error_type": type(exc).__name__}
+                if not isinstance(exc, AlbertIxrtError):  # a bug or a library failure: keep the traceback
+                    self.detail["traceback"] = "".join(traceback.format_exception(etype, exc, tb))
+        step = Step(self.name, self.status, time.perf_counter() - self.t0, self.detail)
+        self.steps.append(step)
+        if self.announce:
+            self.announce(step)
+        return False
+
+
+def error_line(exc: BaseException) -> str:
+    """One line for the report: a user-facing error's own sentence, anything else with its type."""
+    lines = str(exc).strip().splitlines()
+    first = lines[0] if lines else ""
+    if isinstance(exc, AlbertIxrtError):
+        return first or type(exc).__name__
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def validate_run(*, profile: str, backend: str, precision: str, batch_size, limit, skip, squad, tokenizer, out_dir,
+                 bench_batch_sizes) -> None:
+    """Every option of ``run`` checked before any work (the CLI's argparse checks them too; this
+    covers callers of ``run_acceptance`` and what argparse cannot relate)."""
+    from .options import check_backend_precision, check_input_file, check_output_dir, check_positive, check_tokenizer
+
+    if profile not in ("real", "tiny"):
+        raise AlbertIxrtError(f"--profile {profile!r} is not a profile; choose real or tiny")
+    unknown = set(skip) - set(OPTIONAL_STEPS)
+    if unknown:
+        raise AlbertIxrtError(f"cannot skip {sorted(unknown)}; optional steps are {', '.join(OPTIONAL_STEPS)}")
+    check_backend_precision(backend, precision)
+    check_positive("--batch-size", batch_size, allow_none=False)
+    check_positive("--limit", limit)
+    if not bench_batch_sizes:
+        raise AlbertIxrtError("--bench-batch-sizes needs at least one batch size")
+    for b in bench_batch_sizes:
+        check_positive("--bench-batch-sizes", b, allow_none=False)
+    check_input_file("--squad", squad, what="SQuAD JSON file")
+    check_tokenizer("--tokenizer", tokenizer)
+    check_output_dir("--out", out_dir)
+    if backend in ("tensorrt", "ixrt"):
+        from .engine import import_tensorrt
+
+        import_tensorrt(backend)  # a missing library is refused now, not after a conversion
+
+
+def clear_previous_outputs(out_dir: Path) -> list[str]:
+    """Remove what an earlier run left under the names this run writes; returns their names."""
+    gone = []
+    for name in RUN_OUTPUTS:
+        p = out_dir / name
+        if p.is_file() or p.is_symlink():
+            p.unlink()
+            gone.append(name)
+    return gone
 
 
 def run_acceptance(*, profile: str = "real", model_spec: str | None = None, random_weights: bool = False,
                    squad: str | None = None, tokenizer: str | None = None, backend: str = "torch",
                    precision: str = "fp32", batch_size: int = 8, limit: int | None = None,
                    out_dir: str | Path = "results", progress: bool = True,
-                   skip: tuple[str, ...] = ()) -> tuple[dict, EvalResult]:
+                   skip: tuple[str, ...] = (), bench_batch_sizes: tuple[int, ...] = BENCH_BATCH_SIZES,
+                   announce: bool | None = None) -> tuple[dict, EvalResult | None]:
     """Run the acceptance pipeline (``STEPS``) and write its files into ``out_dir``: the ONNX
     stages and manifest.json (onnx/), equivalence.json, predictions.json, metrics.json,
-    bench.json, perf_report.md/.json + throughput.png, and report.json + report.md."""
-    unknown = set(skip) - set(OPTIONAL_STEPS)
-    if unknown:
-        raise AlbertIxrtError(f"cannot skip {sorted(unknown)}; optional steps are {', '.join(OPTIONAL_STEPS)}")
+    bench.json, perf_report.md/.json + throughput.png, and report.json + report.md.
+
+    Options are checked first (``AlbertIxrtError``, nothing written).  Then the previous run's files
+    are removed and report.json/report.md say "running"; a step that raises is recorded as failed
+    with its reason, the later steps as not run, and the report is written all the same
+    (``report["failure"]`` says whether it was bad input).  Each step's time is announced on stderr
+    as it finishes (``announce``, default: with ``progress``)."""
+    import sys
+
+    validate_run(profile=profile, backend=backend, precision=precision, batch_size=batch_size, limit=limit,
+                 skip=skip, squad=squad, tokenizer=tokenizer, out_dir=out_dir, bench_batch_sizes=bench_batch_sizes)
     out_dir = Path(out_dir)
     sweep_partials(out_dir)  # files a killed earlier run left half-written (convert sweeps onnx/ itself)
-    steps: list[Step] = []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    removed = clear_previous_outputs(out_dir)
     tiny = profile == "tiny"
-
-    with _Timer(steps, "load") as step:
-        model = load_model("tiny" if tiny else (model_spec or DEFAULT_MODEL_ID), random_weights=random_weights)
-        tok = AlbertTokenizer(resolve_tokenizer(model, tokenizer))
-        check_vocab(tok, model)
-        if tiny:
-            from .selftest import squad_sample_path
-
-            squad_path = Path(squad) if squad else squad_sample_path()
-        else:
-            squad_path = assets.squad_dev_path(squad)
-        step.detail = {**model.describe(), "tokenizer": str(tok.path), "squad": str(squad_path)}
-
-    with _Timer(steps, "features") as step:
-        examples, features = prepare_data(squad_path, tok, DEFAULT_SQUAD, limit, progress)
-        step.detail = {"examples": len(examples), "features": len(features)}
-
-    onnx_dir = out_dir / "onnx"
-    manifest = None
-    if "convert" not in skip:
-        from .export import convert, graph_problems
-
-        with _Timer(steps, "convert") as step:
-            manifest = convert(model, onnx_dir, progress=progress)
-            problems = graph_problems(manifest)
-            step.status = "failed" if problems else "ok"
-            step.detail = {"graph_problems": problems, **{
-                name: {k: e[k] for k in ("file", "node_count", "fused_ops", "size_bytes", "seconds")}
-                for name, e in manifest["stages"].items()}}
-    if "equivalence" not in skip and manifest is not None:
-        from .compare import SquadFeeds, compare_manifest
-
-        with _Timer(steps, "equivalence") as step:
-            result = compare_manifest(model, manifest, onnx_dir, SquadFeeds(features[:EQUIVALENCE_FEATURES], 8))
-            write_json_atomic(out_dir / "equivalence.json", result.to_dict())
-            step.status = "ok" if result.passed else "failed"
-            step.detail = {"passed": result.passed, "failures": result.failures(), "table": result.table()}
-
-    onnx = None
-    if backend != "torch" and manifest is not None:
-        from .export import ENGINE_INPUTS, stage_paths
-
-        onnx = stage_paths(manifest, onnx_dir)[ENGINE_INPUTS.get(f"{backend}-{precision}") or ENGINE_INPUTS[backend]]
-    with make_runner(backend, model, precision, onnx) as runner:
-        with _Timer(steps, "evaluate") as step:
-            result = evaluate(runner, examples, features, batch_size=batch_size, progress=progress,
-                              model_info=model.describe())
-            result.write(out_dir)
-            step.detail = {"scores": result.scores.as_dict(),
-                           "features_per_second": round(result.features_per_second, 2), "runner": result.runner}
-        with _Timer(steps, "thresholds") as step:
-            step.status, step.detail = judge_thresholds(result, model, tiny)
-        if "bench" not in skip:
-            from .bench import BenchSettings, run_benchmark
-
-            with _Timer(steps, "bench") as step:
-                settings = BenchSettings(batch_sizes=BENCH_BATCH_SIZES, seq_lens=(BENCH_SEQ_LEN,),
-                                         iterations=BENCH_ITERATIONS, warmup=1)
-                bench = run_benchmark(runner, features, settings, model_info=model.describe(),
-                                      vocab_size=model.config.get("vocab_size"))
-                bench.write(out_dir / "bench.json")
-                step.detail = {"table": bench.table()}
-
-    with _Timer(steps, "report") as step:
-        from .report import write_report
-
-        step.detail = {k: str(v) for k, v in write_report(out_dir).items()}
-
-    report = {"profile": profile, "label": label_for(model, tiny), "model": model.describe(),
-              "squad": str(squad_path), "passed": all(st.status != "failed" for st in steps),
-              "steps": [st.__dict__ for st in steps]}
+    started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    t_start = time.perf_counter()
+    report: dict = {"profile": profile, "state": "running", "started": started, "passed": None,
+                    "title": "self-test" if tiny else "running", "label": "", "model": {}, "squad": squad,
+                    "skip": list(skip), "steps": [], "files": [], "removed_from_previous_run": removed}
     write_json_atomic(out_dir / "report.json", report)
-    write_text_atomic(out_dir / "report.md", render_markdown(report, result))
+    write_text_atomic(out_dir / "report.md", f"# albert-ixrt acceptance run: running\n\nStarted {started}. If no "
+                                             "`albert-ixrt run` is working on this folder now, that run was "
+                                             "interrupted and this is not a verdict.\n")
+    steps: list[Step] = []
+    written: list[str] = []
+    announce = progress if announce is None else announce
+
+    def tell(st: Step) -> None:
+        if announce:
+            why = st.detail.get("reason") if st.status != "ok" else ""
+            print(f"[{len(steps)}/{len(STEPS)}] {st.name}: {st.status} in {st.seconds:.1f} s"
+                  + (f" ({why})" if why else ""), file=sys.stderr, flush=True)
+
+    def timer(name: str) -> _Timer:
+        return _Timer(steps, name, tell)
+
+    def skipped(name: str, reason: str) -> None:
+        steps.append(Step(name, "skipped", 0.0, {"reason": reason}))
+        tell(steps[-1])
+
+    if announce:
+        skipping = f"; skipping {', '.join(skip)} ({SKIPPED_BY_OPTION})" if skip else ""
+        print(f"albert-ixrt run: {' -> '.join(s for s in STEPS if s not in skip)}{skipping}", file=sys.stderr)
+
+    model = result = None
+    failure: BaseException | None = None
+    try:
+        with timer("load") as step:
+            model = load_model("tiny" if tiny else (model_spec or DEFAULT_MODEL_ID), random_weights=random_weights)
+            report.update(title=title_for(model, tiny), label=label_for(model, tiny), model=model.describe())
+            tok = AlbertTokenizer(resolve_tokenizer(model, tokenizer))
+            check_vocab(tok, model)
+            if tiny:
+                from .selftest import squad_sample_path
+
+                squad_path = Path(squad) if squad else squad_sample_path()
+            else:
+                squad_path = assets.squad_dev_path(squad)
+            report["squad"] = str(squad_path)
+            step.detail = {**model.describe(), "tokenizer": str(tok.path), "squad": str(squad_path)}
+
+        with timer("features") as step:
+            examples, features = prepare_data(squad_path, tok, DEFAULT_SQUAD, limit, progress)
+            step.detail = {"examples": len(examples), "features": len(features)}
+
+        onnx_dir = out_dir / "onnx"
+        manifest = None
+        if "convert" in skip:
+            skipped("convert", SKIPPED_BY_OPTION)
+        else:
+            from .export import convert, graph_problems
+
+            with timer("convert") as step:
+                manifest = convert(model, onnx_dir, progress=progress)
+                written.append("onnx/manifest.json")
+                problems = graph_problems(manifest)
+                step.status = "failed" if problems else "ok"
+                step.detail = {"graph_problems": problems, **{
+                    name: {k: e[k] for k in ("file", "node_count", "fused_ops", "size_bytes", "seconds")}
+                    for name, e in manifest["stages"].items()}}
+                if problems:
+                    step.detail["reason"] = f"{len(problems)} graph problem(s): {problems[0]}"
+        if "equivalence" in skip:
+            skipped("equivalence", SKIPPED_BY_OPTION)
+        elif manifest is None:
+            skipped("equivalence", "needs the convert step, which was skipped")
+        else:
+            from .compare import SquadFeeds, compare_manifest
+
+            with timer("equivalence") as step:
+                eq = compare_manifest(model, manifest, onnx_dir, SquadFeeds(features[:EQUIVALENCE_FEATURES], 8))
+                write_json_atomic(out_dir / "equivalence.json", eq.to_dict())
+                written.append("equivalence.json")
+                step.status = "ok" if eq.passed else "failed"
+                step.detail = {"passed": eq.passed, "failures": eq.failures(), "table": eq.table()}
+                if not eq.passed:
+                    step.detail["reason"] = f"{len(eq.failures())} comparison(s) over tolerance: {eq.failures()[0]}"
+
+        onnx = None
+        if backend != "torch" and manifest is not None:
+            from .export import ENGINE_INPUTS, stage_paths
+
+            stage = ENGINE_INPUTS.get(f"{backend}-{precision}") or ENGINE_INPUTS[backend]
+            onnx = stage_paths(manifest, onnx_dir)[stage]
+        with contextlib.ExitStack() as stack:
+            with timer("evaluate") as step:
+                runner = stack.enter_context(make_runner(backend, model, precision, onnx))
+                result = evaluate(runner, examples, features, batch_size=batch_size, progress=progress,
+                                  model_info=model.describe())
+                result.write(out_dir)
+                written += ["predictions.json", "metrics.json"]
+                step.detail = {"scores": result.scores.as_dict(),
+                               "features_per_second": round(result.features_per_second, 2), "runner": result.runner}
+            with timer("thresholds") as step:
+                step.status, step.detail = judge_thresholds(result, model, tiny)
+            if "bench" in skip:
+                skipped("bench", SKIPPED_BY_OPTION)
+            else:
+                from .bench import BenchSettings, run_benchmark
+
+                with timer("bench") as step:
+                    settings = BenchSettings(batch_sizes=tuple(bench_batch_sizes), seq_lens=(BENCH_SEQ_LEN,),
+                                             iterations=BENCH_ITERATIONS, warmup=1)
+                    bench = run_benchmark(runner, features, settings, model_info=model.describe(),
+                                          vocab_size=model.config.get("vocab_size"))
+                    bench.write(out_dir / "bench.json")
+                    written.append("bench.json")
+                    step.detail = {"table": bench.table()}
+
+        with timer("report") as step:
+            from .report import write_report
+
+            bench_step = next(st for st in steps if st.name == "bench")
+            notes = [] if bench_step.status == "ok" else [
+                f"No throughput rows from this run: its bench step was {bench_step.status} "
+                f"({bench_step.detail.get('reason', '')}); only the reference row is shown."]
+            paths = write_report(out_dir, notes=notes)
+            written += [str(p.relative_to(out_dir)) if p.is_relative_to(out_dir) else str(p) for p in paths.values()]
+            step.detail = {k: str(v) for k, v in paths.items()}
+    except BaseException as exc:  # recorded in the report below; re-raised there when it is Ctrl-C
+        failure = exc
+
+    done = {st.name for st in steps}
+    if failure is not None:
+        recorded = steps and steps[-1].status == "failed" and steps[-1].detail.get("reason") in (
+            error_line(failure), "interrupted (Ctrl-C)")
+        if not recorded:  # raised between steps: blame the first step that did not finish
+            name = next(s for s in STEPS if s not in done)
+            _Timer(steps, name).__exit__(type(failure), failure, failure.__traceback__)
+            done.add(name)
+        report["failure"] = {"step": steps[-1].name, "message": steps[-1].detail["reason"],
+                             "input": isinstance(failure, AlbertIxrtError)}
+        for name in STEPS:
+            if name in skip and name not in done:
+                steps.append(Step(name, "skipped", 0.0, {"reason": SKIPPED_BY_OPTION}))
+            elif name not in done:
+                steps.append(Step(name, "not run", 0.0, {"reason": f"the {report['failure']['step']} step failed"}))
+    failed = [st.name for st in steps if st.status == "failed"]
+    steps.sort(key=lambda st: STEPS.index(st.name))
+    written += ["report.json", "report.md"]
+    report.update(state="interrupted" if isinstance(failure, KeyboardInterrupt) else "finished",
+                  passed=not failed, steps=[st.__dict__ for st in steps], files=written,
+                  seconds=round(time.perf_counter() - t_start, 1),
+                  time_advice=time_advice(steps, skip=skip, limit=limit, bench_batch_sizes=bench_batch_sizes))
+    if result is not None:
+        report["runner"] = result.runner
+    write_json_atomic(out_dir / "report.json", report)
+    write_text_atomic(out_dir / "report.md", render_markdown(report))
+    if failure is not None and not isinstance(failure, Exception):
+        raise failure  # Ctrl-C / SystemExit: the report says so, the caller still stops
     return report, result
+
+
+def time_advice(steps: list[Step], *, skip=(), limit: int | None = None,
+                bench_batch_sizes=BENCH_BATCH_SIZES) -> list[str]:
+    """Where the time went and how to shorten it: one line per step that took at least a tenth of
+    the run (and a second), longest first, with the option that shortens it."""
+    total = sum(st.seconds for st in steps)
+    lines = []
+    for st in sorted(steps, key=lambda s: -s.seconds):
+        if st.status in ("skipped", "not run") or st.seconds < max(1.0, 0.1 * total):
+            continue
+        tip = SHORTER.get(st.name)
+        if tip is None:
+            continue
+        if st.name in ("evaluate", "features") and limit is not None:
+            tip = f"a smaller --limit (now {limit})"
+        tip = tip.format(bench=" ".join(str(b) for b in bench_batch_sizes))
+        lines.append(f"{st.name} took {st.seconds:.1f} s of {total:.1f} s ({100 * st.seconds / total:.0f} %): {tip}")
+    return lines
+
 
 
 def judge_thresholds(result: EvalResult, model: LoadedModel, tiny: bool) -> tuple[str, dict]:
@@ -244,6 +435,13 @@ def judge_thresholds(result: EvalResult, model: LoadedModel, tiny: bool) -> tupl
     return ("failed" if below else "ok"), {"thresholds": wanted, "measured": got, "below": below}
 
 
+def title_for(model: LoadedModel, tiny: bool) -> str:
+    """What ran, for the report's title: the self-test, or the model's weights label and name."""
+    if tiny:
+        return "self-test (tiny random-weight model)"
+    return f"{model.label}, {model.name}"
+
+
 def label_for(model: LoadedModel, tiny: bool) -> str:
     if tiny:
         from .selftest import SELFTEST_LABEL
@@ -252,39 +450,107 @@ def label_for(model: LoadedModel, tiny: bool) -> str:
     return "random weights: conversion and speed only, not accuracy" if model.weights == "random" else "real weights"
 
 
-def render_markdown(report: dict, result) -> str:
-    s = result.scores
-    verdict = "all steps passed" if report["passed"] else "FAILED: " + ", ".join(
-        st["name"] for st in report["steps"] if st["status"] == "failed")
-    lines = [
-        f"# albert-ixrt acceptance run ({report['profile']})", "",
-        f"**{report['label']}** — {verdict}", "",
-        f"- model: `{report['model']['model']}` ({report['model']['weights']} weights)",
-        f"- data: `{report['squad']}` ({s.questions} questions, {s.features} features)",
-        f"- runner: {result.runner}", "",
-        "| step | status | seconds |", "|---|---|---|",
-        *[f"| {st['name']} | {st['status']} | {st['seconds']:.1f} |" for st in report["steps"]], "",
-        "| metric | Exact Match | F1 |", "|---|---|---|",
-        f"| official SQuAD v1.1 (mean over {s.questions} questions) | {s.exact_match:.2f} | {s.f1:.2f} |",
-        f"| ByteMLPerf-compatible (sums / {s.features} features) | {s.bytemlperf_exact_match:.2f} | "
-        f"{s.bytemlperf_f1:.2f} |", "",
-    ]
+def runner_text(runner: dict) -> str:
+    """A runner's description (``Runner.describe()``) as one readable line."""
+    if not runner:
+        return "—"
+    head = f"{runner.get('backend', '?')} {runner.get('precision', '?')}"
+    if runner.get("device"):
+        head += f" on {runner['device']}"
+    rest = []
+    for k, v in runner.items():
+        if k in ("backend", "precision", "device"):
+            continue
+        if isinstance(v, dict):
+            v = ", ".join(f"{k2} {v2}" for k2, v2 in v.items())
+            rest.append(f"{k} ({v})")
+        elif isinstance(v, (list, tuple)):
+            rest.append(f"{k} {' '.join(map(str, v))}")
+        else:
+            rest.append(f"{k} {v}")
+    return ", ".join([head, *rest])
+
+
+def step_note(st: dict) -> str:
+    """Why a step was skipped / failed / not run, or a short what-it-did for an ok step."""
+    d = st.get("detail") or {}
+    if d.get("reason"):
+        return str(d["reason"])
+    if st["name"] == "features" and "examples" in d:
+        return f"{d['examples']} questions, {d['features']} features"
+    if st["name"] == "thresholds" and "measured" in d:
+        return ", ".join(f"{k} {v:.2f} (>= {d['thresholds'][k]})" for k, v in d["measured"].items())
+    if st["name"] == "evaluate" and "features_per_second" in d:
+        return f"{d['features_per_second']} features/s"
+    return ""
+
+
+def _verdict(report: dict) -> str:
+    if report.get("state") == "interrupted":
+        return "INTERRUPTED in " + report["failure"]["step"]
+    failed = [st["name"] for st in report["steps"] if st["status"] == "failed"]
+    return "all steps passed" if not failed else "FAILED: " + ", ".join(failed)
+
+
+def render_markdown(report: dict, result=None) -> str:
+    """report.md: what ran, each step with its status, time and reason, both metrics, the tables,
+    and where the time went.  Built from ``report`` alone (a failed run has no evaluation)."""
+    steps = {st["name"]: st for st in report["steps"]}
+    scores = (steps.get("evaluate", {}).get("detail") or {}).get("scores")
+    lines = [f"# albert-ixrt acceptance run: {report['title']}", "",
+             f"**{report['label'] or report['title']}** — {_verdict(report)}", ""]
+    if report.get("failure"):
+        lines += [f"The run stopped in the **{report['failure']['step']}** step: {report['failure']['message']}", ""]
+    model = report.get("model") or {}
+    if model:
+        lines.append(f"- model: `{model.get('model')}` ({model.get('weights')} weights)")
+    if scores:
+        lines.append(f"- data: `{report['squad']}` ({scores['questions']} questions, {scores['features']} features)")
+    elif report.get("squad"):
+        lines.append(f"- data: `{report['squad']}`")
+    lines += [f"- runner: {runner_text(report.get('runner') or {})}",
+              f"- started {report['started']}, took {report.get('seconds', 0):.1f} s", "",
+              "| step | status | seconds | note |", "|---|---|---|---|",
+              *[f"| {st['name']} | {st['status']} | {st['seconds']:.1f} | {step_note(st).replace('|', '/')} |"
+                for st in report["steps"]], ""]
+    if scores:
+        lines += ["| metric | Exact Match | F1 |", "|---|---|---|",
+                  f"| official SQuAD v1.1 (mean over {scores['questions']} questions) | {scores['exact_match']:.2f} | "
+                  f"{scores['f1']:.2f} |",
+                  f"| ByteMLPerf-compatible (sums / {scores['features']} features) | "
+                  f"{scores['bytemlperf_exact_match']:.2f} | {scores['bytemlperf_f1']:.2f} |", ""]
     for name, title in (("equivalence", "Equivalence with torch fp32"), ("bench", "Throughput and latency")):
-        step = next((st for st in report["steps"] if st["name"] == name), None)
-        if step:
-            lines += [f"## {title}", "", "```", step["detail"]["table"], "```", ""]
-    lines += ["Throughput table against the reference row: `perf_report.md` (plot: `throughput.png`).", ""]
+        table = (steps.get(name, {}).get("detail") or {}).get("table")
+        if table:
+            lines += [f"## {title}", "", "```", table, "```", ""]
+    if report.get("time_advice"):
+        lines += ["## Where the time went", "", *[f"- {line}" for line in report["time_advice"]], ""]
+    if "perf_report.md" in report.get("files", []):
+        lines += ["Throughput table against the reference row: `perf_report.md` (plot: `throughput.png`).", ""]
     return "\n".join(lines)
 
 
-def summarize(report: dict, result) -> str:
+def summarize(report: dict, result=None) -> str:
     """One screenful for the terminal."""
-    rows = [report["label"],
-            *[f"  {st['name']:<11} {st['status']:<7} {st['seconds']:7.1f} s" for st in report["steps"]],
-            *[f"  {line}" for line in result.scores.summary_lines()]]
+    rows = [report["label"] or report["title"]]
     for st in report["steps"]:
-        if st["name"] in ("equivalence", "bench"):
+        note = step_note(st) if st["status"] != "ok" else ""
+        rows.append(f"  {st['name']:<11} {st['status']:<7} {st['seconds']:7.1f} s" + (f"  {note}" if note else ""))
+    if result is not None:
+        rows += [f"  {line}" for line in result.scores.summary_lines()]
+    for st in report["steps"]:
+        if st["name"] in ("equivalence", "bench") and (st.get("detail") or {}).get("table"):
             rows += ["", st["detail"]["table"]]
-    rows.append("PASSED" if report["passed"] else "FAILED: " + ", ".join(
-        st["name"] for st in report["steps"] if st["status"] == "failed"))
+    if report.get("time_advice"):
+        rows += ["", "Where the time went (and how to shorten it):", *[f"  {line}" for line in report["time_advice"]]]
+    if report.get("failure") and not report["failure"]["input"]:
+        rows += ["", f"{report['failure']['step']} failed: {report['failure']['message']} "
+                     "(traceback in report.json)"]
+    rows.append("PASSED" if report["passed"] else _verdict(report))
     return "\n".join(rows)
+
+
+def files_line(report: dict, out_dir) -> str:
+    """The files this run wrote (and only those), report.md first."""
+    files = sorted(report.get("files", []), key=lambda f: (f != "report.md", f != "report.json"))
+    return f"{out_dir}/" + ", ".join(f + (" (summary)" if f == "report.md" else "") for f in files)

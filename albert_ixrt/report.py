@@ -22,8 +22,11 @@ from pathlib import Path
 
 from .bench import SCHEMA as BENCH_SCHEMA
 from .bench import BenchReport, BenchResult
-from .config import (REFERENCE_BATCH_SIZE, REFERENCE_DEVICE, REFERENCE_EM_BYTEMLPERF, REFERENCE_F1_BYTEMLPERF,
-                     REFERENCE_PRECISION, REFERENCE_QPS_BATCHES)
+from .config import (DEFAULT_SQUAD, REFERENCE_BATCH_SIZE, REFERENCE_DEVICE, REFERENCE_EM_BYTEMLPERF,
+                     REFERENCE_F1_BYTEMLPERF, REFERENCE_PRECISION, REFERENCE_QPS_BATCHES)
+
+#: The reference row's sequence length (DeepSparkInference's ALBERT: SQuAD features of 384 tokens).
+REFERENCE_SEQ_LEN = DEFAULT_SQUAD.max_seq_length
 from .errors import AssetMissingError, InputFileError
 from .fileio import atomic_path, write_json_atomic, write_text_atomic
 
@@ -50,15 +53,36 @@ class ReportRow:
     backend: str
     device: str
     weights: str
-    vs_reference: float | None = None   # our batches/s over the reference's, batch 16 only
+    vs_reference: float | None = None   # our batches/s over the reference's, where comparable (see vs_reference)
     reference: bool = False
+    vs_reference_note: str = ""         # why there is no ratio (or "reference")
 
 
 def reference_row() -> ReportRow:
     return ReportRow(REFERENCE_MODEL, REFERENCE_BATCH_SIZE, REFERENCE_PRECISION, REFERENCE_QPS_BATCHES,
                      REFERENCE_EM_BYTEMLPERF, REFERENCE_F1_BYTEMLPERF, REFERENCE_QPS_BATCHES * REFERENCE_BATCH_SIZE,
-                     REFERENCE_QPS_BATCHES, 384, "device only (trtexec-style)", "ixrt", REFERENCE_DEVICE, "real",
-                     None, True)
+                     REFERENCE_QPS_BATCHES, REFERENCE_SEQ_LEN, "device only (trtexec-style)", "ixrt", REFERENCE_DEVICE,
+                     "real", 1.0, True, "reference")
+
+
+#: Models whose speed says nothing about ALBERT base's (a different architecture).
+NOT_ALBERT_BASE = ("tiny",)
+
+
+def vs_reference(result: BenchResult) -> tuple[float | None, str]:
+    """(our batches/s over the reference's, or None with the reason).  The ratio is shown only for
+    a like-for-like shape: ALBERT base (real weights or its random-weight shape twin, same cost), on
+    an accelerator, at the reference's batch size and sequence length.  A CPU row, another batch
+    size, or the tiny self-test model would give a ratio that compares nothing (0.03x on a CPU)."""
+    if result.model in NOT_ALBERT_BASE:
+        return None, f"n/a ({result.model} model, not ALBERT base)"
+    if str(result.device).lower().startswith("cpu"):
+        return None, f"n/a (CPU; reference is an {REFERENCE_DEVICE})"
+    if result.batch_size != REFERENCE_BATCH_SIZE:
+        return None, f"n/a (batch {result.batch_size}; reference is batch {REFERENCE_BATCH_SIZE})"
+    if result.seq_len != REFERENCE_SEQ_LEN:
+        return None, f"n/a (seq {result.seq_len}; reference is seq {REFERENCE_SEQ_LEN})"
+    return result.batches_per_s / REFERENCE_QPS_BATCHES, ""
 
 
 # --------------------------------------------------------------------------------------------
@@ -148,10 +172,10 @@ def rows_for(inputs: Inputs) -> list[ReportRow]:
     for _, report in inputs.bench:
         for r in report.results:
             em, f1 = accuracy_for(r, metrics)
-            vs = r.batches_per_s / REFERENCE_QPS_BATCHES if r.batch_size == REFERENCE_BATCH_SIZE else None
+            vs, why = vs_reference(r)
             rows.append(ReportRow(model_label(r), r.batch_size, r.precision, r.batches_per_s, em, f1,
                                   r.sequences_per_s, r.batches_per_s, r.seq_len, r.transfer, r.backend, r.device,
-                                  r.weights, vs))
+                                  r.weights, vs, False, why))
     rows.sort(key=lambda x: (x.model, x.backend, x.precision, x.seq_len, x.transfer, x.batch_size))
     return rows + [reference_row()]
 
@@ -171,7 +195,7 @@ def markdown_table(rows: list[ReportRow]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         name = f"**{r.model}**" if r.reference else r.model
-        vs = f"{r.vs_reference:.2f}x" if r.vs_reference is not None else ("1.00x" if r.reference else "")
+        vs = f"{r.vs_reference:.2f}x" if r.vs_reference is not None else r.vs_reference_note
         cells = [name, str(r.batch_size), r.precision.upper(), _cell(r.qps), _cell(r.exact_match), _cell(r.f1),
                  f"{r.sequences_per_s:.1f}", _cell(r.batches_per_s), str(r.seq_len), r.transfer, r.backend, r.device,
                  r.weights, vs]
@@ -210,7 +234,7 @@ def loadgen_lines(inputs: Inputs) -> list[str]:
     return lines
 
 
-def render_markdown(rows: list[ReportRow], inputs: Inputs) -> str:
+def render_markdown(rows: list[ReportRow], inputs: Inputs, notes: list[str] | tuple[str, ...] = ()) -> str:
     machines = {(rep.environment.get("cpu"), rep.environment.get("gpu")) for _, rep in inputs.bench}
     random_rows = any(r.weights == "random" for r in rows)
     parts = [
@@ -222,7 +246,14 @@ def render_markdown(rows: list[ReportRow], inputs: Inputs) -> str:
         "QPS = batches/s. Exact Match / F1 are ByteMLPerf-compatible (sums over questions / number of features), "
         "as in the reference.", "",
         markdown_table(rows), "",
+        "\"vs reference\" is our batches/s over the reference's, shown only for ALBERT base on an accelerator at "
+        f"the reference's batch size {REFERENCE_BATCH_SIZE} and sequence length {REFERENCE_SEQ_LEN}; other rows say "
+        "why they are not compared.", "",
     ]
+    if not inputs.bench:
+        parts += ["No benchmark results were found, so the table holds only the reference row "
+                  "(throughput comes from `albert-ixrt bench --json` files or the run's bench step).", ""]
+    parts += [f"Note: {n}" for n in notes] + ([""] if notes else [])
     if random_rows:
         parts += ["Rows marked [random weights] measure speed only: a random-weight model has no accuracy, so its "
                   f"Exact Match / F1 read \"{NO_ACCURACY}\".", ""]
@@ -239,16 +270,30 @@ def render_markdown(rows: list[ReportRow], inputs: Inputs) -> str:
     return "\n".join(parts)
 
 
-def plot_throughput(rows: list[ReportRow], dest: Path) -> Path:
-    """sequences/s against batch size, one line per (model, backend, precision, seq, transfer)."""
+def decade_limits(values) -> tuple[float, float]:
+    """Whole decades enclosing ``values`` (all > 0): a log axis with these limits has a labelled
+    tick at or below its lowest point and at or above its highest (matplotlib's automatic limits
+    stop just outside the data, leaving the lowest point under the lowest labelled decade)."""
+    import math
+
+    lo, hi = min(values), max(values)
+    if not (lo > 0):
+        raise ValueError(f"log axis needs positive values, got {lo}")
+    bottom, top = 10.0 ** math.floor(math.log10(lo)), 10.0 ** math.ceil(math.log10(hi))
+    return bottom, (top * 10 if top == bottom else top)
+
+
+def throughput_figure(rows: list[ReportRow]):
+    """The throughput plot as a matplotlib figure (``plot_throughput`` saves it)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, LogLocator, NullFormatter, ScalarFormatter
 
     series: dict[str, list[tuple[int, float]]] = {}
     for r in rows:
-        if r.reference:
+        if r.reference or not r.sequences_per_s > 0:
             continue
         key = f"{r.model} {r.backend}/{r.precision} seq{r.seq_len} {r.transfer}"
         series.setdefault(key, []).append((r.batch_size, r.sequences_per_s))
@@ -259,14 +304,30 @@ def plot_throughput(rows: list[ReportRow], dest: Path) -> Path:
     ref = reference_row()
     ax.scatter([ref.batch_size], [ref.sequences_per_s], marker="*", s=200, color="black",
                label=f"reference {REFERENCE_DEVICE} {REFERENCE_PRECISION.upper()} ({ref.sequences_per_s:.0f} seq/s)")
+    ys = [y for pts in series.values() for _, y in pts] + [ref.sequences_per_s]
+    xs = sorted({x for pts in series.values() for x, _ in pts} | {ref.batch_size})
     ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_locator(FixedLocator(xs))          # the batch sizes measured, as plain numbers
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlim(xs[0] / 1.5, xs[-1] * 1.5)
     ax.set_yscale("log")
+    ax.set_ylim(*decade_limits(ys))                        # labelled decades below and above every point
+    ax.yaxis.set_major_locator(LogLocator(base=10, numticks=20))
     ax.set_xlabel("batch size")
     ax.set_ylabel("sequences / s")
     ax.set_title("ALBERT SQuAD throughput vs batch size")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
+    return fig
+
+
+def plot_throughput(rows: list[ReportRow], dest: Path) -> Path:
+    """sequences/s against batch size, one line per (model, backend, precision, seq, transfer)."""
+    import matplotlib.pyplot as plt
+
+    fig = throughput_figure(rows)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(dest) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
@@ -274,18 +335,20 @@ def plot_throughput(rows: list[ReportRow], dest: Path) -> Path:
     return dest
 
 
-def write_report(folder: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> dict[str, Path]:
-    """Collect ``folder`` and write the three report files into ``out_dir`` (default: ``folder``)."""
+def write_report(folder: str | os.PathLike, out_dir: str | os.PathLike | None = None,
+                 notes: list[str] | tuple[str, ...] = ()) -> dict[str, Path]:
+    """Collect ``folder`` and write the three report files into ``out_dir`` (default: ``folder``);
+    ``notes`` (e.g. why this run has no throughput rows) are shown under the table."""
     inputs = collect(folder)
     if not inputs.bench and not inputs.metrics and not inputs.loadgen:
         raise AssetMissingError(f"no benchmark reports (albert-ixrt bench --json) or metrics.json under {folder}")
     out = Path(out_dir or folder)
     rows = rows_for(inputs)
-    md = write_text_atomic(out / REPORT_MD, render_markdown(rows, inputs))
+    md = write_text_atomic(out / REPORT_MD, render_markdown(rows, inputs, notes))
     js = write_json_atomic(out / REPORT_JSON, {
         "schema": "albert-ixrt/report/1", "qps_definition": "batches per second (one query = one batch)",
         "accuracy_metric": "ByteMLPerf-compatible exact match / F1",
-        "rows": [asdict(r) for r in rows], "loadgen": [d for _, d in inputs.loadgen],
+        "rows": [asdict(r) for r in rows], "notes": list(notes), "loadgen": [d for _, d in inputs.loadgen],
         "sources": [str(p) for p, _ in inputs.bench + inputs.metrics + inputs.loadgen]})
     png = plot_throughput(rows, out / PLOT_PNG)
     return {"markdown": md, "json": js, "plot": png}

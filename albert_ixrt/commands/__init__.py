@@ -4,6 +4,99 @@ from __future__ import annotations
 import argparse
 
 from ..config import DEFAULT_SQUAD
+from ..options import BACKENDS, PRECISIONS
+
+
+# --------------------------------------------------------------------------------------------
+# argparse types: a bad value is refused while parsing, before any work, in one line
+# (argparse prints "argument --x: <message>"; cli.py keeps it to that one line, exit 2).
+# --------------------------------------------------------------------------------------------
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def nonnegative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = nonnegative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be > 0, got 0")
+    return value
+
+
+def _checked(check, *args):
+    from ..errors import AlbertIxrtError
+
+    def parse(text: str) -> str:
+        try:
+            check("", text, *args)
+        except AlbertIxrtError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+    return parse
+
+
+def input_file(what: str = "file"):
+    """An existing file (a directory is refused by name, with the file to pick when it is a conversion)."""
+    from ..options import check_input_file
+
+    return _checked(lambda opt, text: check_input_file(opt, text, what=what))
+
+
+def tokenizer_arg(text: str) -> str:
+    from ..options import check_tokenizer
+
+    return _checked(check_tokenizer)(text)
+
+
+def output_dir(text: str) -> str:
+    from ..options import check_output_dir
+
+    return _checked(check_output_dir)(text)
+
+
+def existing_dir(text: str) -> str:
+    from pathlib import Path
+
+    if not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: " + ("not a directory" if Path(text).exists() else "not found"))
+    return text
+
+
+def add_backend_args(p: argparse.ArgumentParser, precision_default: str | None = "fp32",
+                     precision_help: str = "") -> None:
+    """--backend and --precision with their choices; which precision a backend takes is checked
+    by ``check_backend_precision`` (argparse cannot relate two options)."""
+    from ..options import BACKEND_PRECISIONS
+
+    table = "; ".join(f"{b}: {', '.join(ps)}" for b, ps in BACKEND_PRECISIONS.items())
+    p.add_argument("--backend", default="torch", choices=BACKENDS, help="runner backend (default: torch)")
+    p.add_argument("--precision", default=precision_default, choices=PRECISIONS,
+                   help=(precision_help or f"default {precision_default}") + f" (per backend: {table})")
 
 
 def add_model_args(p: argparse.ArgumentParser, default: str | None = None) -> None:
@@ -14,11 +107,15 @@ def add_model_args(p: argparse.ArgumentParser, default: str | None = None) -> No
 
 
 def add_squad_args(p: argparse.ArgumentParser, required: bool = False) -> None:
-    p.add_argument("--squad", required=required, help="SQuAD v1.1 JSON (default: the official dev set)")
-    p.add_argument("--tokenizer", help="spiece.model or a model directory holding one")
-    p.add_argument("--max-seq-length", type=int, default=DEFAULT_SQUAD.max_seq_length)
-    p.add_argument("--doc-stride", type=int, default=DEFAULT_SQUAD.doc_stride)
-    p.add_argument("--max-query-length", type=int, default=DEFAULT_SQUAD.max_query_length)
+    p.add_argument("--squad", required=required, type=input_file("SQuAD JSON file"),
+                   help="SQuAD v1.1 JSON (default: the official dev set)")
+    p.add_argument("--tokenizer", type=tokenizer_arg, help="spiece.model or a model directory holding one")
+    p.add_argument("--max-seq-length", type=positive_int, default=DEFAULT_SQUAD.max_seq_length,
+                   help="tokens per feature (default %(default)s)")
+    p.add_argument("--doc-stride", type=positive_int, default=DEFAULT_SQUAD.doc_stride,
+                   help="tokens between the starts of a long context's windows (default %(default)s)")
+    p.add_argument("--max-query-length", type=positive_int, default=DEFAULT_SQUAD.max_query_length,
+                   help="question tokens kept (default %(default)s)")
 
 
 def squad_settings(args):

@@ -10,7 +10,8 @@ import sys
 
 from ..bench import DEFAULT_BATCH_SIZES, DEFAULT_SEQ_LENS
 
-from . import add_model_args
+from . import (add_backend_args, add_model_args, input_file, nonnegative_float, nonnegative_int, positive_float,
+               positive_int, tokenizer_arg)
 
 HELP = "benchmark a runner: sequences/s, batches/s (\"QPS\") and latency p50/p90/p99 per batch size"
 
@@ -19,32 +20,26 @@ DEFAULT_PRECISION = {"torch": "fp32", "onnxruntime": "fp32", "tensorrt": "fp16",
 DEFAULT_EXAMPLES = 64
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 def add_runner_args(p: argparse.ArgumentParser) -> None:
     """Model, backend and data options shared by bench and loadgen."""
     add_model_args(p)
-    p.add_argument("--backend", default="torch", choices=("torch", "onnxruntime", "tensorrt", "ixrt"))
-    p.add_argument("--precision", help="fp32, fp16, bf16 (torch), int8 (onnxruntime); default: fp16 for "
-                                       "tensorrt/ixrt, else fp32")
-    p.add_argument("--onnx", help="ONNX file for onnxruntime/tensorrt/ixrt (default: convert --model, cached)")
+    add_backend_args(p, precision_default=None, precision_help="default: fp16 for tensorrt/ixrt, else fp32")
+    p.add_argument("--onnx", type=input_file("ONNX file"),
+                   help="ONNX file for onnxruntime/tensorrt/ixrt (default: convert --model, cached)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda (torch, onnxruntime); onnxruntime also "
                                                    "tensorrt (its TensorRT execution provider)")
-    p.add_argument("--threads", type=int, help="CPU threads (torch intra-op / onnxruntime intra_op_num_threads)")
+    p.add_argument("--threads", type=positive_int,
+                   help="CPU threads (torch intra-op / onnxruntime intra_op_num_threads)")
     p.add_argument("--compile", action="store_true", help="torch: torch.compile (CUDA graphs on a GPU)")
     p.add_argument("--graph-optimization-level", default="all", choices=("disable", "basic", "extended", "all"),
                    help="onnxruntime graph optimisation level")
     p.add_argument("--engine-cache", help="tensorrt/ixrt: folder of cached engines (default: the user cache)")
     p.add_argument("--plugin", help="ixrt: plugin library (default: lib/libixrt_plugin.so beside the tensorrt "
                    "module, else $IXRT_PLUGIN_PATH, else libixrt_plugin.so)")
-    p.add_argument("--squad", help="SQuAD v1.1 JSON for the inputs (default: the official dev set)")
-    p.add_argument("--tokenizer", help="spiece.model or a model directory holding one")
-    p.add_argument("--examples", type=int, default=DEFAULT_EXAMPLES,
+    p.add_argument("--squad", type=input_file("SQuAD JSON file"),
+                   help="SQuAD v1.1 JSON for the inputs (default: the official dev set)")
+    p.add_argument("--tokenizer", type=tokenizer_arg, help="spiece.model or a model directory holding one")
+    p.add_argument("--examples", type=positive_int, default=DEFAULT_EXAMPLES,
                    help=f"SQuAD questions featurized for the inputs (default {DEFAULT_EXAMPLES})")
 
 
@@ -55,17 +50,22 @@ def add_arguments(p):
     p.add_argument("--seq-len", type=positive_int, nargs="+", default=list(DEFAULT_SEQ_LENS),
                    help="sequence lengths (default: 384)")
     p.add_argument("--sweep", action="store_true", help="batch sizes 1 2 4 8 16 32 (overrides --batch-size)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed calls first (default 3)")
+    p.add_argument("--warmup", type=nonnegative_int, default=3, help="untimed calls first (default 3)")
     p.add_argument("--iterations", type=positive_int, default=20, help="timed calls per point, at least (default 20)")
-    p.add_argument("--min-seconds", type=float, default=0.0, help="time each point at least this long")
-    p.add_argument("--max-seconds", type=float, default=60.0, help="stop a point after this long (default 60)")
+    p.add_argument("--min-seconds", type=nonnegative_float, default=0.0, help="time each point at least this long")
+    p.add_argument("--max-seconds", type=positive_float, default=60.0, help="stop a point after this long (default 60)")
     p.add_argument("--transfers", default="auto", choices=("auto", "with_copies", "device_only", "both"),
                    help="time with host<->device copies, without, or both (auto: both on a GPU)")
     p.add_argument("--json", help="write the results here (input of `albert-ixrt report`)")
 
 
 def precision_of(args) -> str:
-    return args.precision or DEFAULT_PRECISION[args.backend]
+    from ..options import check_backend_precision, check_device
+
+    precision = args.precision or DEFAULT_PRECISION[args.backend]
+    check_backend_precision(args.backend, precision)
+    check_device(args.backend, args.device)
+    return precision
 
 
 def load_model_for(args):
@@ -139,6 +139,7 @@ def run(args) -> int:
     settings = BenchSettings(batch_sizes=batch_sizes, seq_lens=seq_lens, warmup=args.warmup,
                              iterations=args.iterations, min_seconds=args.min_seconds, max_seconds=args.max_seconds,
                              transfers=args.transfers)
+    precision_of(args)  # a precision the backend lacks is refused before the model loads
     model = load_model_for(args)
     info = model_info_for(args, model)
     squad = SquadSettings(max_seq_length=max(max(seq_lens), DEFAULT_SQUAD.max_seq_length))

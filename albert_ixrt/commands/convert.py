@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from . import add_model_args, add_squad_args, load_model_arg, squad_settings
+from . import add_model_args, add_squad_args, load_model_arg, nonnegative_int, output_dir, positive_int, squad_settings
 
 HELP = "convert the model to ONNX (exported, simplified, fused, fp16) and write manifest.json"
 EQUIVALENCE_NAME = "equivalence.json"
@@ -16,21 +16,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..export import DEFAULT_OPSET
 
     add_model_args(p, default=os.environ.get("ALBERT_IXRT_MODEL") or DEFAULT_MODEL_ID)
-    p.add_argument("--out", required=True, metavar="DIR", help="output directory (stages already there with "
-                   "unchanged inputs are reused)")
-    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset of the export (default %(default)s)")
+    p.add_argument("--out", required=True, metavar="DIR", type=output_dir,
+                   help="output directory (stages already there with unchanged inputs are reused)")
+    p.add_argument("--opset", type=positive_int, default=DEFAULT_OPSET,
+                   help="ONNX opset of the export (default %(default)s)")
     p.add_argument("--no-fp16", dest="fp16", action="store_false", help="skip the FP16 variant")
     p.add_argument("--force", action="store_true", help="rebuild every stage even when cached")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
-    p.add_argument("--verify", type=int, default=0, metavar="N", help="then compare every stage with torch fp32 "
-                   "on the features of the first N SQuAD questions (Polygraphy); writes equivalence.json")
-    p.add_argument("--verify-batch", type=int, default=8, metavar="B", help="batch size of --verify (default 8)")
+    p.add_argument("--verify", type=nonnegative_int, default=0, metavar="N",
+                   help="then compare every stage with torch fp32 on the features of the first N SQuAD questions "
+                   "(Polygraphy); writes equivalence.json")
+    p.add_argument("--verify-batch", type=positive_int, default=8, metavar="B",
+                   help="batch size of --verify (default 8)")
     add_squad_args(p)
 
 
 def run(args) -> int:
     from ..export import MANIFEST_NAME, convert, graph_problems, stage_table
 
+    if args.verify:
+        squad_settings(args)  # checked before the conversion, not after it
     model = load_model_arg(args)
     print(f"model: {model.name} ({model.label}, source sha256 {model.source_sha256[:16]})")
     manifest = convert(model, args.out, opset=args.opset, fp16=args.fp16, progress=args.progress, force=args.force)

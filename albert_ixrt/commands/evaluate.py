@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-from . import add_model_args, add_squad_args, load_model_arg, squad_settings, write_and_print
+from . import (add_backend_args, add_model_args, add_squad_args, input_file, load_model_arg, output_dir, positive_int,
+               squad_settings, write_and_print)
 
 HELP = "evaluate a model on SQuAD v1.1: writes predictions.json and metrics.json"
 
@@ -14,15 +15,15 @@ def add_arguments(p):
 
     add_model_args(p, default=os.environ.get("ALBERT_IXRT_MODEL") or DEFAULT_MODEL_ID)
     add_squad_args(p)
-    p.add_argument("--backend", default="torch", help="torch, onnxruntime, tensorrt, ixrt")
-    p.add_argument("--precision", default="fp32", help="fp32, fp16, bf16, int8 (what the backend supports)")
-    p.add_argument("--onnx", help="ONNX file for ONNX-based backends (default: convert --model)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--limit", type=int, help="only the first K questions")
+    add_backend_args(p)
+    p.add_argument("--onnx", type=input_file("ONNX file"),
+                   help="ONNX file for ONNX-based backends (default: convert --model)")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="features per runner call (default 8)")
+    p.add_argument("--limit", type=positive_int, help="only the first K questions")
     p.add_argument("--no-bucket", action="store_true", help="pad every feature to max-seq-length (slower)")
     p.add_argument("--shard", help="I/N: evaluate only the I-th of N contiguous slices of the questions "
                    "(merge the shards with `albert-ixrt merge`)")
-    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--out", required=True, type=output_dir, help="output directory")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -31,23 +32,26 @@ def run(args) -> int:
     from ..errors import AlbertIxrtError
     from ..evaluate import evaluate
     from ..parallel import parse_shard
+    from ..options import check_backend_precision
     from ..pipeline import check_vocab, make_runner, prepare_data, resolve_tokenizer
     from ..tokenizer import AlbertTokenizer
 
-    model = load_model_arg(args)
-    tok = AlbertTokenizer(resolve_tokenizer(model, args.tokenizer))
-    check_vocab(tok, model)
+    check_backend_precision(args.backend, args.precision)
+    settings = squad_settings(args)
     shard = None
     if args.shard:
         try:
             shard = parse_shard(args.shard)
         except ValueError as exc:
-            raise AlbertIxrtError(str(exc)) from None
-    examples, features = prepare_data(assets.squad_dev_path(args.squad), tok, squad_settings(args), args.limit,
+            raise AlbertIxrtError(f"--shard: {exc}") from None
+    model = load_model_arg(args)  # only now: every option above is refused before any work
+    tok = AlbertTokenizer(resolve_tokenizer(model, args.tokenizer))
+    check_vocab(tok, model)
+    examples, features = prepare_data(assets.squad_dev_path(args.squad), tok, settings, args.limit,
                                       progress=not args.quiet, shard=shard)
     with make_runner(args.backend, model, args.precision, args.onnx) as runner:
         result = evaluate(runner, examples, features, batch_size=args.batch_size, bucket=not args.no_bucket,
-                          settings=squad_settings(args), progress=not args.quiet, model_info=model.describe())
+                          settings=settings, progress=not args.quiet, model_info=model.describe())
     if shard is not None:
         result.settings["shard"] = {"index": shard[0] + 1, "count": shard[1]}
     s = result.scores

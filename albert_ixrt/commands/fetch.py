@@ -11,8 +11,10 @@ HELP = "download the SQuAD dev set (sha256-checked) and/or the real model into a
 
 def add_arguments(p):
     p.add_argument("--squad", action="store_true", help="fetch the official SQuAD v1.1 dev set into the cache")
-    p.add_argument("--model-dir", help="download the model's files into this directory")
-    p.add_argument("--model-id", default=DEFAULT_MODEL_ID)
+    from . import output_dir
+
+    p.add_argument("--model-dir", type=output_dir, help="download the model's files into this directory")
+    p.add_argument("--model-id", default=DEFAULT_MODEL_ID, help="hub id of the model to fetch (default %(default)s)")
 
 
 def run(args) -> int:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import sys
 
-from .bench import DEFAULT_EXAMPLES, add_runner_args, build_runner, features_for, load_model_for, model_info_for
+from . import nonnegative_int, positive_float, positive_int
+from .bench import DEFAULT_EXAMPLES, add_runner_args, build_runner, features_for, load_model_for, model_info_for, precision_of
 
 HELP = "MLPerf LoadGen SingleStream/Offline performance run of a runner on SQuAD features"
 #: Quick-mode defaults (seconds on the tiny model); --mlperf-valid replaces them by MLPerf's rules.
@@ -30,20 +31,20 @@ def add_arguments(p):
                         f"queries, >= {MLPERF_MIN_QUERY_COUNT['Offline']} Offline samples, no duration cap, every "
                         "dev-set question unless --examples (10+ minutes a scenario); exit 1 if LoadGen says INVALID. "
                         "Without it: a quick run, not meant to be VALID")
-    p.add_argument("--batch-size", type=int, default=16, help="Offline: samples per runner call (default 16)")
-    p.add_argument("--seq-len", type=int, help="pad every sample to this length (default: the features' 384)")
-    p.add_argument("--min-query-count", type=int,
+    p.add_argument("--batch-size", type=positive_int, default=16, help="Offline: samples per runner call (default 16)")
+    p.add_argument("--seq-len", type=positive_int, help="pad every sample to this length (default: the features' 384)")
+    p.add_argument("--min-query-count", type=positive_int,
                    help=f"SingleStream queries / Offline samples at least (quick default {QUICK['min_query_count']}; "
                         "with --mlperf-valid only a higher value is taken)")
-    p.add_argument("--min-duration-ms", type=int,
+    p.add_argument("--min-duration-ms", type=nonnegative_int,
                    help=f"run at least this long (quick default {QUICK['min_duration_ms']}; with --mlperf-valid "
                         "only a higher value is taken)")
-    p.add_argument("--max-duration-ms", type=int,
+    p.add_argument("--max-duration-ms", type=nonnegative_int,
                    help=f"stop after this long, 0 = no cap (quick default {QUICK['max_duration_ms']}; "
                         "--mlperf-valid: 0)")
-    p.add_argument("--expected-latency-ms", type=float, default=10.0,
+    p.add_argument("--expected-latency-ms", type=positive_float, default=10.0,
                    help="SingleStream hint: LoadGen pre-generates about min_duration / this many queries (default 10)")
-    p.add_argument("--expected-qps", type=float, default=100.0,
+    p.add_argument("--expected-qps", type=positive_float, default=100.0,
                    help="Offline hint: LoadGen issues about 1.1 x expected_qps x min_duration samples (default 100); "
                         "too low and the run ends early, INVALID")
     p.add_argument("--out", default="results/loadgen",
@@ -74,6 +75,7 @@ def run(args) -> int:
     from ..config import DEFAULT_SQUAD
     from ..loadgen import QUICK_NOTE, run_loadgen, write_result
 
+    precision_of(args)  # a precision the backend lacks is refused before the model loads
     settings = {scenario: scenario_settings(args, scenario) for scenario in args.scenario}  # bad options: no work
     if args.examples is None and not args.mlperf_valid:
         args.examples = DEFAULT_EXAMPLES

@@ -2,12 +2,16 @@
 F1 Score) from the benchmark JSON and metrics.json files under DIR, with a throughput plot."""
 from __future__ import annotations
 
+from . import existing_dir, output_dir
+
 HELP = "compare benchmark/evaluation results under DIR with the reference row (Markdown, JSON, PNG)"
 
 
 def add_arguments(p):
-    p.add_argument("dir", help="folder holding `albert-ixrt bench --json` files and/or metrics.json files")
-    p.add_argument("--out", help="where to write perf_report.md/.json and throughput.png (default: DIR)")
+    p.add_argument("dir", type=existing_dir,
+                   help="folder holding `albert-ixrt bench --json` files and/or metrics.json files")
+    p.add_argument("--out", type=output_dir,
+                   help="where to write perf_report.md/.json and throughput.png (default: DIR)")
 
 
 def run(args) -> int:

@@ -6,34 +6,46 @@ Default: the real model and the official dev set.  ``--profile tiny``: the embed
 """
 from __future__ import annotations
 
-from . import add_model_args
+from . import add_backend_args, add_model_args, input_file, output_dir, positive_int, tokenizer_arg
 
 HELP = "run the acceptance pipeline (default: real model + official dev set; --profile tiny: offline self-test)"
 
 
 def add_arguments(p):
-    p.add_argument("--profile", choices=("real", "tiny"), default="real")
+    from ..pipeline import BENCH_BATCH_SIZES, OPTIONAL_STEPS
+
+    p.add_argument("--profile", choices=("real", "tiny"), default="real",
+                   help="real: the real model and the official dev set (default); tiny: the embedded offline "
+                        "self-test (tiny seeded model, own tokenizer and 12-question sample), in seconds")
     add_model_args(p)
-    p.add_argument("--squad", help="SQuAD v1.1 JSON (default: official dev set, or the shipped sample for tiny)")
-    p.add_argument("--tokenizer", help="spiece.model or model directory")
-    p.add_argument("--backend", default="torch")
-    p.add_argument("--precision", default="fp32")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--limit", type=int, help="only the first K questions")
-    p.add_argument("--skip", nargs="*", default=[], choices=("convert", "equivalence", "bench"),
-                   help="leave out optional steps")
-    p.add_argument("--out", default="results", help="output directory (default: ./results)")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--squad", type=input_file("SQuAD JSON file"),
+                   help="SQuAD v1.1 JSON (default: official dev set, or the shipped sample for tiny)")
+    p.add_argument("--tokenizer", type=tokenizer_arg, help="spiece.model or model directory")
+    add_backend_args(p)
+    p.add_argument("--batch-size", type=positive_int, default=8, help="features per runner call in the evaluate "
+                   "step (default 8)")
+    p.add_argument("--limit", type=positive_int, help="only the first K questions (shortens features and evaluate; "
+                   "the accuracy thresholds are then not judged)")
+    p.add_argument("--skip", nargs="*", default=[], choices=OPTIONAL_STEPS,
+                   help="leave out optional steps (each is shown as skipped in the report)")
+    p.add_argument("--bench-batch-sizes", type=positive_int, nargs="+", default=list(BENCH_BATCH_SIZES),
+                   help="batch sizes of the bench step (default: %(default)s; fewer or smaller is faster)")
+    p.add_argument("--out", default="results", type=output_dir, help="output directory (default: ./results)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or per-step lines")
 
 
 def run(args) -> int:
-    from ..pipeline import run_acceptance, summarize
+    from ..errors import AlbertIxrtError
+    from ..pipeline import files_line, run_acceptance, summarize
 
     report, result = run_acceptance(profile=args.profile, model_spec=args.model, random_weights=args.random_weights,
-                            squad=args.squad, tokenizer=args.tokenizer, backend=args.backend,
-                            precision=args.precision, batch_size=args.batch_size, limit=args.limit,
-                            out_dir=args.out, progress=not args.quiet, skip=tuple(args.skip))
+                                    squad=args.squad, tokenizer=args.tokenizer, backend=args.backend,
+                                    precision=args.precision, batch_size=args.batch_size, limit=args.limit,
+                                    out_dir=args.out, progress=not args.quiet, skip=tuple(args.skip),
+                                    bench_batch_sizes=tuple(args.bench_batch_sizes))
     print(summarize(report, result))
-    print(f"written: {args.out}/report.md (summary), report.json, perf_report.md, throughput.png, "
-          "predictions.json, metrics.json, bench.json, equivalence.json, onnx/manifest.json")
+    print(f"written: {files_line(report, args.out)}")
+    failure = report.get("failure")
+    if failure and failure["input"]:  # bad input found while running (the report says so too): one line, exit 2
+        raise AlbertIxrtError(failure["message"])
     return 0 if report["passed"] else 1

@@ -7,13 +7,17 @@ from __future__ import annotations
 import json
 import sys
 
+from . import input_file, positive_int
+
 HELP = "score a predictions file with the official SQuAD v1.1 metric (prints {\"exact_match\": X, \"f1\": Y})"
 
 
 def add_arguments(p):
-    p.add_argument("--squad", required=True, help="SQuAD v1.1 JSON with the gold answers")
-    p.add_argument("--predictions", required=True, help="JSON object {question id: answer text}")
-    p.add_argument("--features", type=int, default=None,
+    p.add_argument("--squad", required=True, type=input_file("SQuAD JSON file"),
+                   help="SQuAD v1.1 JSON with the gold answers")
+    p.add_argument("--predictions", required=True, type=input_file("predictions JSON file"),
+                   help="JSON object {question id: answer text}")
+    p.add_argument("--features", type=positive_int, default=None,
                    help="also print the ByteMLPerf-compatible figures (sums / this many features) on stderr")
 
 

@@ -44,7 +44,7 @@ def test_real_weights_rows_get_em_f1_of_the_matching_evaluation(tmp_path):
     assert head[:6] == ["Model", "BatchSize", "Precision", "QPS", "Exact Match", "F1 Score"]
     assert body[0][:8] == ["/models/albert", "1", "FP16", "200.00", "80.01", "87.02", "200.0", "200.00"]
     assert body[1][:8] == ["/models/albert", "16", "FP16", "40.00", "80.01", "87.02", "640.0", "40.00"]
-    assert body[1][-1] == f"{40 / 50.99:.2f}x" and body[0][-1] == ""
+    assert body[1][-1] == f"{40 / 50.99:.2f}x" and body[0][-1] == "n/a (batch 1; reference is batch 16)"
     ref = body[-1]
     assert "reference" in ref[0] and ref[1:7] == ["16", "FP16", "50.99", "80.18", "87.57", "815.8"]
     md = written["markdown"].read_text()

@@ -1,0 +1,175 @@
+"""`albert-ixrt run`'s report: skips and failures in words, titles from what ran, no stale verdict,
+where the time went.  One tiny run (--skip bench, ~10 s) is shared by the module; the failure
+cases stop after the load or features step, so they take about a second each."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from albert_ixrt import pipeline
+from albert_ixrt.cli import main
+from albert_ixrt.errors import InputFileError
+from albert_ixrt.pipeline import STEPS, Step, runner_text, time_advice, title_for
+
+STALE_MD = "# albert-ixrt acceptance run (real)\n\n**real weights** — all steps passed\n"
+
+
+def _plant_previous_run(out):
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.md").write_text(STALE_MD)
+    (out / "report.json").write_text(json.dumps({"passed": True}))
+    (out / "bench.json").write_text("{}")  # would otherwise feed perf_report a stale row
+
+
+@pytest.fixture(scope="module")
+def skip_bench_run(tmp_path_factory):
+    """One tiny run with --skip bench over a folder holding a previous run's verdict."""
+    out = tmp_path_factory.mktemp("run") / "results"
+    _plant_previous_run(out)
+    import contextlib
+    import io
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        rc = main(["run", "--profile", "tiny", "--out", str(out), "--skip", "bench"])
+    return {"rc": rc, "out": out, "stdout": stdout.getvalue(), "stderr": stderr.getvalue(),
+            "report": json.loads((out / "report.json").read_text()), "md": (out / "report.md").read_text()}
+
+
+def test_skipped_bench_is_a_row_with_its_reason_everywhere(skip_bench_run):
+    r = skip_bench_run
+    assert r["rc"] == 0, r["stderr"][-2000:]
+    steps = {s["name"]: s for s in r["report"]["steps"]}
+    assert list(steps) == list(STEPS)
+    assert steps["bench"]["status"] == "skipped" and steps["bench"]["detail"]["reason"] == "asked with --skip"
+    assert "| bench | skipped | 0.0 | asked with --skip |" in r["md"]
+    assert "bench       skipped     0.0 s  asked with --skip" in r["stdout"]
+    # the thresholds skip's reason in words on the console and in report.md, not only in report.json
+    assert "| thresholds | skipped | 0.0 | random weights: accuracy is not judged |" in r["md"]
+    assert "thresholds  skipped     0.0 s  random weights: accuracy is not judged" in r["stdout"]
+
+
+def test_file_list_names_only_what_was_written(skip_bench_run):
+    r = skip_bench_run
+    written = next(line for line in r["stdout"].splitlines() if line.startswith("written: "))
+    assert "bench.json" not in written and "report.md (summary)" in written and "perf_report.md" in written
+    assert not (r["out"] / "bench.json").exists()          # the previous run's copy is gone
+    for name in r["report"]["files"]:
+        assert (r["out"] / name).is_file(), name
+    perf = (r["out"] / "perf_report.md").read_text()
+    assert "its bench step was skipped (asked with --skip); only the reference row is shown" in perf
+    assert json.loads((r["out"] / "perf_report.json").read_text())["notes"]
+
+
+def test_title_and_runner_line_say_what_ran_in_words(skip_bench_run):
+    md = skip_bench_run["md"]
+    assert md.startswith("# albert-ixrt acceptance run: self-test (tiny random-weight model)\n")
+    assert "(real)" not in md and "{'" not in md and "'backend'" not in md
+    assert "- runner: torch fp32 on cpu, threads " in md
+
+
+def test_previous_verdict_is_replaced(skip_bench_run):
+    assert skip_bench_run["md"] != STALE_MD and "all steps passed" in skip_bench_run["md"]
+    assert set(skip_bench_run["report"]["removed_from_previous_run"]) == {"report.md", "report.json", "bench.json"}
+
+
+def test_each_step_is_announced_with_its_time(skip_bench_run):
+    err = skip_bench_run["stderr"]
+    assert "albert-ixrt run: load -> features -> convert -> equivalence -> evaluate -> thresholds -> report; " \
+           "skipping bench (asked with --skip)" in err
+    for i, name in enumerate(STEPS, 1):
+        assert f"[{i}/{len(STEPS)}] {name}: " in err, name
+    assert "convert: ok in " in err
+
+
+def test_a_step_that_raises_still_writes_the_report_and_exits_1(tmp_path, monkeypatch, capsys):
+    """Planted bug in the evaluate step: report.md/json say which step failed and why, later steps
+    'not run', the running-state placeholder replaced, exit 1 (not a traceback on the console)."""
+    seen = {}
+
+    def broken(*a, **k):
+        seen["md_while_running"] = (tmp_path / "report.md").read_text()
+        raise RuntimeError("planted failure\nsecond line")
+
+    monkeypatch.setattr(pipeline, "evaluate", broken)
+    _plant_previous_run(tmp_path)
+    rc = main(["run", "--profile", "tiny", "--out", str(tmp_path), "--quiet", "--skip", "convert", "bench"])
+    out = capsys.readouterr()
+    assert rc == 1
+    assert "running" in seen["md_while_running"] and "all steps passed" not in seen["md_while_running"]
+    report = json.loads((tmp_path / "report.json").read_text())
+    steps = {s["name"]: s for s in report["steps"]}
+    assert report["passed"] is False and report["state"] == "finished"
+    assert report["failure"] == {"step": "evaluate", "message": "RuntimeError: planted failure", "input": False}
+    assert "Traceback" in steps["evaluate"]["detail"]["traceback"]
+    assert steps["thresholds"]["status"] == steps["report"]["status"] == "not run"
+    assert steps["bench"]["status"] == "skipped"
+    md = (tmp_path / "report.md").read_text()
+    assert "FAILED: evaluate" in md and "| evaluate | failed |" in md and "RuntimeError: planted failure" in md
+    assert "| report | not run | 0.0 | the evaluate step failed |" in md
+    assert "Traceback" not in out.err and "FAILED: evaluate" in out.out
+    assert not (tmp_path / "bench.json").exists() and "perf_report.md" not in report["files"]
+
+
+def test_bad_input_found_while_running_is_one_line_exit_2_and_a_report(tmp_path, monkeypatch, capsys):
+    def bad_data(*a, **k):
+        raise InputFileError("dev.json", "planted: not SQuAD v1.1")
+
+    monkeypatch.setattr(pipeline, "prepare_data", bad_data)
+    rc = main(["run", "--profile", "tiny", "--out", str(tmp_path), "--quiet"])
+    out = capsys.readouterr()
+    assert rc == 2
+    assert out.err.strip() == "albert-ixrt run: error: dev.json: planted: not SQuAD v1.1"
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["failure"] == {"step": "features", "message": "dev.json: planted: not SQuAD v1.1", "input": True}
+    assert "| features | failed |" in (tmp_path / "report.md").read_text()
+
+
+def test_time_advice_names_the_slow_steps_and_how_to_shorten_them():
+    slow = [Step("load", "ok", 5.0), Step("features", "ok", 2.0), Step("equivalence", "ok", 56.0),
+            Step("evaluate", "ok", 40.0), Step("bench", "ok", 99.0), Step("report", "ok", 1.0)]
+    lines = time_advice(slow, bench_batch_sizes=(1, 16))
+    assert [line.split()[0] for line in lines] == ["bench", "equivalence", "evaluate"]
+    assert "bench took 99.0 s of 203.0 s (49 %): --skip bench, or fewer/smaller --bench-batch-sizes (now 1 16)" \
+        in lines[0]
+    assert "--skip equivalence" in lines[1] and "--limit K" in lines[2]
+    assert "a smaller --limit (now 50)" in time_advice(slow, limit=50)[2]
+    # the other side: a quick run, or skipped steps, get no advice
+    assert time_advice([Step("load", "ok", 0.5), Step("evaluate", "ok", 0.4)]) == []
+    assert time_advice([Step("bench", "skipped", 0.0), Step("load", "ok", 9.0)]) == []
+
+
+def test_titles_come_from_the_weights_label():
+    class M:
+        def __init__(self, weights, name):
+            self.weights, self.name = weights, name
+
+        @property
+        def label(self):
+            return "random weights" if self.weights == "random" else "real weights"
+
+    assert title_for(M("random", "/d/config.json"), False) == "random weights, /d/config.json"
+    assert title_for(M("real", "madlag/albert-base-v2-squad"), False) == "real weights, madlag/albert-base-v2-squad"
+    assert title_for(M("random", "tiny"), True).startswith("self-test")
+
+
+def test_runner_text_is_readable():
+    text = runner_text({"backend": "onnxruntime", "precision": "int8", "device": "cpu", "threads": 2,
+                        "providers": ["CPUExecutionProvider"], "int8": {"per_channel": True}})
+    assert text == ("onnxruntime int8 on cpu, threads 2, providers CPUExecutionProvider, int8 (per_channel True)")
+    assert "{" not in text and "[" not in text
+
+
+def test_ctrl_c_leaves_an_interrupted_report_not_a_verdict(tmp_path, monkeypatch, capsys):
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "evaluate", interrupted)
+    _plant_previous_run(tmp_path)
+    assert main(["run", "--profile", "tiny", "--out", str(tmp_path), "--quiet", "--skip", "convert"]) == 130
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["state"] == "interrupted" and report["passed"] is False
+    assert report["failure"]["message"] == "interrupted (Ctrl-C)"
+    md = (tmp_path / "report.md").read_text()
+    assert "INTERRUPTED in evaluate" in md and "all steps passed" not in md
