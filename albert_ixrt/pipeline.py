@@ -198,6 +198,8 @@ def validate_run(*, profile: str, backend: str, precision: str, batch_size, limi
     for b in bench_batch_sizes:
         check_positive("--bench-batch-sizes", b, allow_none=False)
     check_input_file("--squad", squad, what="SQuAD JSON file")
+    if squad:
+        load_squad(squad)  # a malformed or SQuAD v2.0 file is refused before any work (under a second)
     check_tokenizer("--tokenizer", tokenizer)
     check_output_dir("--out", out_dir)
     if backend in ("tensorrt", "ixrt"):
