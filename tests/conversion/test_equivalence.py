@@ -9,7 +9,8 @@ import pytest
 from onnx import numpy_helper
 
 from albert_ixrt.compare import (STAGE_PRECISION, TOLERANCES, SquadFeeds, compare_stages)
-from albert_ixrt.export import load_onnx, stage_paths
+from albert_ixrt.export import stage_paths
+from albert_ixrt.onnx_graph import load_onnx
 from albert_ixrt.model import OUTPUT_NAMES
 
 pytestmark = pytest.mark.conversion

@@ -1,11 +1,12 @@
-"""Unit tests of albert_ixrt.export's pure helpers (no torch export): dedup, cache keys, tables."""
+"""Unit tests of albert_ixrt.export's and onnx_graph's pure helpers (no torch export): dedup, cache keys, tables."""
 from __future__ import annotations
 
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
-from albert_ixrt import export
-from albert_ixrt.export import Stage, cache_key, dedupe_initializers, op_histogram, stage_table
+from albert_ixrt import export, onnx_graph
+from albert_ixrt.export import Stage, cache_key, stage_table
+from albert_ixrt.onnx_graph import dedupe_initializers, op_histogram
 
 
 def model_with_copies():
@@ -32,7 +33,7 @@ def test_op_histogram_names_custom_domains():
     model = model_with_copies()
     model.graph.node.append(helper.make_node("FastGelu", ["y"], ["z"], domain="com.microsoft"))
     assert op_histogram(model) == {"MatMul": 3, "Sum": 1, "com.microsoft:FastGelu": 1}
-    assert export.fused_op_counts(model) == {"FastGelu": 1}
+    assert onnx_graph.fused_op_counts(model) == {"FastGelu": 1}
 
 
 def test_cache_key_depends_on_input_settings_and_tool_versions():
