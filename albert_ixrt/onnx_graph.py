@@ -130,3 +130,73 @@ def all_nodes(graph):
                 yield from all_nodes(attr.g)
             for sub in attr.graphs:
                 yield from all_nodes(sub)
+
+
+# ---------------------------------------------------------------------------------------------
+# Precision
+# ---------------------------------------------------------------------------------------------
+#: ONNX float element types, by name.
+FLOAT_TYPES = {1: "float32", 10: "float16", 11: "float64", 16: "bfloat16"}
+
+
+def fp16_share(model) -> dict:
+    """How much of a graph is fp16: ``weights`` = share of float initializer elements stored as
+    fp16; ``nodes`` = share of the nodes computing on floats (a float output, Casts not counted)
+    whose output is fp16; ``fp32_ops`` = op histogram of the float nodes left in fp32."""
+    import onnx
+    from onnx import numpy_helper
+
+    elements = {"float16": 0, "other": 0}
+    for tensor in model.graph.initializer:
+        if tensor.data_type in FLOAT_TYPES:
+            n = int(numpy_helper.to_array(tensor).size)
+            elements["float16" if tensor.data_type == 10 else "other"] += n
+    inferred = onnx.shape_inference.infer_shapes(model)
+    types = {vi.name: vi.type.tensor_type.elem_type
+             for vi in (*inferred.graph.value_info, *inferred.graph.output, *inferred.graph.input)}
+    types.update({t.name: t.data_type for t in model.graph.initializer})
+    fp16_nodes, fp32_ops = 0, collections.Counter()
+    for node in model.graph.node:
+        if node.op_type == "Cast" or not node.output:
+            continue
+        out_type = types.get(node.output[0])
+        if node.op_type == "Constant":
+            out_type = node.attribute[0].t.data_type if node.attribute else None
+        if out_type == 10:
+            fp16_nodes += 1
+        elif out_type in FLOAT_TYPES:
+            fp32_ops[op_key(node)] += 1
+    float_nodes = fp16_nodes + sum(fp32_ops.values())
+    weights = sum(elements.values())
+    return {"weights": round(elements["float16"] / weights, 4) if weights else 0.0,
+            "nodes": round(fp16_nodes / float_nodes, 4) if float_nodes else 0.0,
+            "fp32_ops": dict(sorted(fp32_ops.items(), key=lambda kv: (-kv[1], kv[0])))}
+
+
+def drop_duplicate_nodes(model) -> int:
+    """Remove nodes identical to an earlier one (same op, inputs, outputs and attributes), and
+    repeated value_info entries; return how many nodes went.
+
+    Why: onnxruntime 1.31's float16 converter adds one ``<x>_cast_to_fp32`` Cast per fp32-kept
+    consumer of ``x``, all with the same output name, which breaks SSA form (the ONNX checker and
+    TensorRT's parser refuse it); 1.32 adds the Cast once and shares it.  Identical nodes compute
+    the same tensor, so keeping the first gives exactly 1.32's graph."""
+    seen, kept = set(), []
+    for node in model.graph.node:
+        key = node.SerializeToString(deterministic=True)
+        if key not in seen:
+            seen.add(key)
+            kept.append(node)
+    removed = len(model.graph.node) - len(kept)
+    if removed:
+        del model.graph.node[:]
+        model.graph.node.extend(kept)
+    names, infos = set(), []
+    for vi in model.graph.value_info:
+        if vi.name not in names:
+            names.add(vi.name)
+            infos.append(vi)
+    if len(infos) != len(model.graph.value_info):
+        del model.graph.value_info[:]
+        model.graph.value_info.extend(infos)
+    return removed
