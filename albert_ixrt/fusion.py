@@ -55,7 +55,7 @@ def fuse_albert(model_proto, num_heads: int, hidden_size: int) -> FusionResult:
         optimizer.topological_sort()
     optimizer.model.producer_name = "onnxruntime.transformers"
     optimizer.model.producer_version = onnxruntime.__version__
-    return FusionResult(optimizer, attention.swapped)
+    return FusionResult(optimizer, getattr(attention, "swapped", 0))
 
 
 def _attention_fusion_class(base):

@@ -200,3 +200,21 @@ def drop_duplicate_nodes(model) -> int:
         del model.graph.value_info[:]
         model.graph.value_info.extend(infos)
     return removed
+
+
+def nonfinite_constants(model) -> list[str]:
+    """Names of the initializers and Constant nodes holding an inf or NaN (e.g. a -inf attention
+    mask: a row whose mask is all zero then gives NaN logits)."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    tensors = [(t.name, t) for t in model.graph.initializer]
+    tensors += [(node.name or node.output[0], attr.t) for node in all_nodes(model.graph)
+                if node.op_type == "Constant" for attr in node.attribute if attr.name == "value"]
+    bad = []
+    for name, tensor in tensors:
+        if tensor.data_type in FLOAT_TYPES:
+            array = numpy_helper.to_array(tensor)
+            if not np.isfinite(array.astype(np.float64)).all():
+                bad.append(name)
+    return bad
