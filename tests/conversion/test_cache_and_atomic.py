@@ -89,7 +89,7 @@ def test_no_fp16_leaves_the_stage_out(tmp_path, tiny_model):
     manifest = convert(tiny_model, tmp_path, fp16=False, progress=False)
     assert list(manifest["stages"]) == ["exported", "simplified", "fused"]
     assert "onnxruntime-fp16" not in manifest["engine_inputs"]
-    assert "tensorrt-strongly-typed" not in manifest["engine_inputs"]
+    assert "tensorrt-fp16-strongly-typed" not in manifest["engine_inputs"]
     assert not (tmp_path / STAGE_FILES["trt_fp16"]).exists()
     assert not (tmp_path / STAGE_FILES["fp16"]).exists()
 

@@ -8,7 +8,7 @@ import onnx
 import pytest
 from onnx import TensorProto, numpy_helper
 
-from albert_ixrt.export import ENGINE_INPUTS, STAGE_FILES, TRT_FP32_OPS, stage_paths
+from albert_ixrt.export import STAGE_FILES, TRT_FP32_OPS, engine_input, stage_paths
 from albert_ixrt.graph_checks import check_graph
 from albert_ixrt.onnx_graph import fp16_share, load_onnx, nonfinite_constants, tensor_fingerprint
 
@@ -131,6 +131,12 @@ def test_an_all_padded_row_gives_finite_logits(tiny_converted, tmp_path):
 
 def test_strongly_typed_engines_map_to_trt_fp16(twin_converted):
     _, manifest = twin_converted
-    assert ENGINE_INPUTS["tensorrt-strongly-typed"] == ENGINE_INPUTS["ixrt-strongly-typed"] == "trt_fp16"
-    assert manifest["engine_inputs"]["tensorrt-strongly-typed"] == "model.sim.fp16.onnx"
-    assert manifest["engine_inputs"]["tensorrt"] == manifest["engine_inputs"]["ixrt"] == "model.sim.onnx"
+    for backend in ("tensorrt", "ixrt"):
+        assert engine_input(backend, "fp16", strongly_typed=True) == "trt_fp16"
+        assert engine_input(backend, "fp16") == engine_input(backend, "fp32") == "simplified"  # weak typing
+        assert engine_input(backend, "fp32", strongly_typed=True) == "simplified"
+        assert manifest["engine_inputs"][f"{backend}-fp16-strongly-typed"] == "model.sim.fp16.onnx"
+        assert manifest["engine_inputs"][backend] == "model.sim.onnx"
+    assert engine_input("onnxruntime", "fp16") == "fp16" and engine_input("onnxruntime", "fp32") == "fused"
+    with pytest.raises(KeyError):
+        engine_input("nosuch", "fp16")
