@@ -53,3 +53,15 @@ def test_without_the_layer0_retry_attention_fuses_in_all_but_one_layer(tmp_path,
     monkeypatch.setattr(fusion, "_attention_fusion_class", lambda base: base)
     with pytest.raises(FusionCheckError, match=r"fused Attention 1 of 2 expected"):
         convert(tiny_model, tmp_path, progress=False, fp16=False)
+
+
+def test_every_stage_shows_the_bench_its_vocabulary(tiny_converted, tiny_model):
+    """The bench folds token ids into a graph's vocabulary; EmbedLayerNormalization (fused with
+    every Attention) reads int32 ids through a Cast, which the lookup must follow."""
+    from albert_ixrt.bench import onnx_vocab_size
+    from albert_ixrt.export import stage_paths
+
+    out, manifest = tiny_converted
+    assert manifest["stages"]["fused"]["fused_ops"]["EmbedLayerNormalization"] == 1
+    for stage, path in stage_paths(manifest, out).items():
+        assert onnx_vocab_size(path) == tiny_model.config["vocab_size"], stage
