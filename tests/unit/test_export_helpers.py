@@ -62,3 +62,18 @@ def test_read_manifest_tolerates_garbage(tmp_path):
     assert export.read_manifest(tmp_path) is None
     (tmp_path / export.MANIFEST_NAME).write_text("[1, 2]")
     assert export.read_manifest(tmp_path) is None
+
+
+def test_drop_duplicate_nodes_keeps_ssa_form():
+    """onnxruntime 1.31's float16 converter repeats identical Casts (same output name): one stays;
+    nodes that differ in anything are kept."""
+    from albert_ixrt.onnx_graph import drop_duplicate_nodes
+
+    model = model_with_copies()
+    cast = helper.make_node("Cast", ["y"], ["y32"], to=TensorProto.FLOAT, name="c")
+    model.graph.node.extend([cast, cast, helper.make_node("Cast", ["y"], ["y16"], to=TensorProto.FLOAT16, name="c")])
+    model.graph.value_info.extend([helper.make_tensor_value_info("y32", TensorProto.FLOAT, [1, 3])] * 2)
+    assert drop_duplicate_nodes(model) == 1
+    assert [n.output[0] for n in model.graph.node if n.op_type == "Cast"] == ["y32", "y16"]
+    assert [vi.name for vi in model.graph.value_info] == ["y32"]
+    assert drop_duplicate_nodes(model) == 0
