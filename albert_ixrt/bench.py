@@ -434,8 +434,12 @@ def onnx_vocab_size(onnx_path: str | os.PathLike) -> int | None:
 
     model = onnx.load(str(onnx_path), load_external_data=False)
     shapes = {t.name: list(t.dims) for t in model.graph.initializer}
+    ids = {"input_ids"}  # and its Casts: a fused graph feeds EmbedLayerNormalization int32 ids
     for node in model.graph.node:
-        if "input_ids" in node.input:
+        if ids & set(node.input):
+            if node.op_type == "Cast":
+                ids.update(node.output)
+                continue
             tables = [shapes[name] for name in node.input if len(shapes.get(name, [])) == 2]
             if tables:
                 return int(tables[0][0])

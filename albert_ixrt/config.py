@@ -125,7 +125,7 @@ TOLERANCES = {
 }
 
 #: Precision of each pipeline stage (the fp32 stages share one tolerance).
-STAGE_PRECISION = {"exported": "fp32", "simplified": "fp32", "fused": "fp32", "fp16": "fp16"}
+STAGE_PRECISION = {"exported": "fp32", "simplified": "fp32", "fused": "fp32", "fp16": "fp16", "trt_fp16": "fp16"}
 
 # --------------------------------------------------------------------------------------------
 # MLPerf LoadGen runs meant to be VALID (`albert-ixrt loadgen --mlperf-valid`)
@@ -151,3 +151,39 @@ MLPERF_PERFORMANCE_SAMPLE_COUNT = 10833
 #: a percent of ALBERT's ~11.7 M weights; an fp32 graph has share 0.  Half is the dividing line:
 #: no graph with most weights in fp32 is an "fp16 engine", whatever its cache label says.
 FP16_GRAPH_MIN_SHARE = 0.5
+
+
+
+# --------------------------------------------------------------------------------------------
+# Conversion: the onnxruntime floor and the fused ops a model config implies (issue 9)
+# --------------------------------------------------------------------------------------------
+#: The oldest onnxruntime whose BERT fusion handles transformers-5 exports (also in pyproject.toml).
+#: Re-measured on CPU with the albert-base twin (transformers 5.24, torch 2.13): onnxruntime 1.30.0
+#: fuses Attention 0 of 12 (convert stops with FusionCheckError); 1.31.0 and 1.32.0 fuse 12 of 12.
+ONNXRUNTIME_FLOOR = "1.31"
+ONNXRUNTIME_FLOOR_REASON = (
+    "1.30 fuses no Attention in transformers-5 exports: it knows neither the create_bidirectional_mask "
+    "subgraph (Cast, Flatten, Gather, Reshape, Reshape, And, Expand, Where) nor num_heads read as -1 from "
+    "the (*input_shape, -1, head_dim) reshape; 1.31 added both (bisected on the H200 stack, issue 9)")
+
+#: hidden_act values whose tanh-approximated GELU onnxruntime fuses into FastGelu (gelu_new is
+#: ALBERT's default; transformers' ACT2FN maps these three to the same formula).
+FASTGELU_ACTIVATIONS = ("gelu_new", "gelu_fast", "gelu_pytorch_tanh")
+
+
+def expected_fused_ops(model_config: dict) -> dict[str, int]:
+    """Fused-op counts the onnxruntime BERT fuser must produce for an ALBERT config.
+
+    Source: the encoder's structure (transformers' AlbertLayer): each of num_hidden_layers layers
+    runs one self-attention (-> 1 Attention) and two residual LayerNorms (after attention and after
+    the FFN -> 2 SkipLayerNormalization), and one activation in the FFN (-> 1 FastGelu for the tanh
+    GELUs); inner_group_num > 1 runs that many layers per step.  Measured on onnxruntime 1.32 with
+    the albert-base twin and the tiny profile: exactly these counts (see fusion.py for layer 0).  Empty when
+    the config does not say the layer count (a TorchScript model without a config.json)."""
+    layers = int(model_config.get("num_hidden_layers") or 0) * int(model_config.get("inner_group_num") or 1)
+    if not layers:
+        return {}
+    expected = {"Attention": layers, "SkipLayerNormalization": 2 * layers}
+    if model_config.get("hidden_act", "gelu_new") in FASTGELU_ACTIVATIONS:
+        expected["FastGelu"] = layers
+    return expected

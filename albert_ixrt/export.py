@@ -6,11 +6,16 @@ Stages and what each output is for:
 stage      file                      consumer
 ========== ========================= ==========================================================
 exported   model.onnx                reference ONNX (TorchScript exporter, opset 17)
-simplified model.sim.onnx            **TensorRT / ixRT input**: standard ONNX ops only, so the
-                                     engine builder does its own fusions (see graph_checks)
-fused      model.fused.onnx          onnxruntime: contrib ops Attention, SkipLayerNormalization,
-                                     FastGelu (not TensorRT-parser ops)
+simplified model.sim.onnx            **TensorRT / ixRT input** for fp32 and weakly typed fp16
+                                     engines: standard ONNX ops only, so the engine builder does
+                                     its own fusions (see graph_checks)
+fused      model.fused.onnx          onnxruntime: contrib ops Attention (all layers, see fusion.py),
+                                     SkipLayerNormalization, FastGelu, EmbedLayerNormalization
+                                     (not TensorRT-parser ops)
 fp16       model.fused.fp16.onnx     onnxruntime FP16 (int64 inputs and fp32 outputs kept)
+trt_fp16   model.sim.fp16.onnx       **strongly typed TensorRT / ixRT fp16 input**: the simplified
+                                     graph in fp16 (standard ops; LayerNorm and Softmax fp32, see
+                                     TRT_FP32_OPS), built from ``simplified``, not from ``fp16``
 ========== ========================= ==========================================================
 
 Every stage is cached: its *cache key* hashes the content of its input (the model's
@@ -22,10 +27,7 @@ last stage is done, so an interrupted run never leaves something that looks fini
 """
 from __future__ import annotations
 
-import collections
-import contextlib
 import datetime
-import hashlib
 import platform
 import time
 import warnings
@@ -33,12 +35,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .errors import AssetMissingError, InputFileError
+from .config import expected_fused_ops
+from .errors import InputFileError
 from .fileio import atomic_path, sha256_file, sha256_json, sweep_partials, write_json_atomic
 from .model import INPUT_NAMES, OUTPUT_NAMES, LoadedModel
+from .fusion import FUSION_MODEL_TYPE, quiet_onnxruntime_logs
+from .onnx_graph import (dedupe_initializers, drop_duplicate_nodes, fp16_share, fused_op_counts, graph_summary,
+                         load_onnx, nonfinite_constants)
 
 #: Bump when a stage's code changes in a way that changes its output (invalidates every cache).
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2
 MANIFEST_NAME = "manifest.json"
 MANIFEST_SCHEMA = 1
 DEFAULT_OPSET = 17
@@ -64,94 +70,63 @@ SIMPLIFY_SKIPPED_PASSES = ("fuse_matmul_add_bias_into_gemm_batched", "eliminate_
 
 #: onnxruntime transformer-optimizer settings: the pure-python fusions only (opt_level 0), so the
 #: result does not depend on which ORT graph optimisations the installed build has.
-FUSION_MODEL_TYPE = "bert"
 FUSION_OPT_LEVEL = 0
-
-#: Custom-domain ops onnxruntime's fuser may create (reported as "fused ops" in the manifest).
-ORT_CONTRIB_DOMAIN = "com.microsoft"
+#: What fuses ALBERT's attention (recorded in the stage settings, so the cache key changes with it).
+ATTENTION_FUSION = "fusion.AlbertAttentionFusion (FusionAttention + SkipLayerNorm operand retry: layer 0)"
 
 STAGE_FILES = {
     "exported": "model.onnx",
     "simplified": "model.sim.onnx",
     "fused": "model.fused.onnx",
     "fp16": "model.fused.fp16.onnx",
+    "trt_fp16": "model.sim.fp16.onnx",
 }
+#: The stage each stage is built from, where it is not the one before it.
+STAGE_SOURCE = {"trt_fp16": "simplified"}
+#: The stages written only with ``fp16=True``.
+FP16_STAGES = ("fp16", "trt_fp16")
 #: The graph-check target of each stage's file (see graph_checks: TensorRT takes the simplified graph).
 STAGE_CHECK_TARGET = {"exported": "tensorrt", "simplified": "tensorrt", "fused": "onnxruntime",
-                      "fp16": "onnxruntime"}
-#: Which file each engine family should start from (recorded in the manifest).
-ENGINE_INPUTS = {"tensorrt": "simplified", "ixrt": "simplified", "onnxruntime": "fused",
-                 "onnxruntime-fp16": "fp16"}
+                      "fp16": "onnxruntime", "trt_fp16": "tensorrt"}
+#: Which file each engine family should start from (recorded in the manifest).  A *strongly typed*
+#: TensorRT network (TensorRT 11, or 10.12+ with STRONGLY_TYPED) takes its precisions from the
+#: graph's tensor types, so its fp16 engine needs the fp16 graph ``trt_fp16``; weak typing
+#: (``BuilderFlag.FP16``: TensorRT <= 10, ixRT) and fp32 engines start from the fp32 ``simplified``.
+ENGINE_INPUTS = {"tensorrt": "simplified", "ixrt": "simplified", "tensorrt-fp16-strongly-typed": "trt_fp16",
+                 "ixrt-fp16-strongly-typed": "trt_fp16", "onnxruntime": "fused", "onnxruntime-fp16": "fp16"}
+
+
+def engine_input(backend: str, precision: str, strongly_typed: bool = False) -> str:
+    """The stage an engine of ``backend`` / ``precision`` builds from (``ENGINE_INPUTS``): the most
+    specific key first (``tensorrt-fp16-strongly-typed``), then ``tensorrt-fp16``, then ``tensorrt``."""
+    keys = ([f"{backend}-{precision}-strongly-typed"] if strongly_typed else []) + [f"{backend}-{precision}", backend]
+    for key in keys:
+        if key in ENGINE_INPUTS:
+            return ENGINE_INPUTS[key]
+    raise KeyError(f"no conversion stage feeds backend {backend!r}")
+
+#: trt_fp16: what stays fp32, on top of onnxruntime's DEFAULT_OP_BLOCK_LIST (ops without fp16
+#: kernels; none of them holds float data in ALBERT).  The field's evidence:
+#: * LayerNormalization (its mean/variance over 768 values): TensorRT's builder itself warns that
+#:   "layernorm after self-attention in FP16 may cause overflow" and advises FP32 layernorm at
+#:   opset 17; onnxruntime's fp16 recipes (GPT-2 ``op_block_list=auto``, Stable Diffusion CUDA
+#:   ``force_fp32_ops``) keep LayerNormalization / SkipLayerNormalization in fp32; PyTorch autocast
+#:   runs layer_norm in fp32.
+#: * Softmax, with the mask Add feeding it and the mask's Where: PyTorch autocast runs softmax in
+#:   fp32; in fp16 ``scores + mask`` with the mask at the fp16 limit (-65504) overflows to -inf for
+#:   any negative score, and a row whose attention_mask is all zero becomes all -inf -> NaN.  In
+#:   fp32 the (clamped, finite) mask stays finite and so do such rows (tested).
+#: Everything else (MatMuls, GELU, embeddings, residual Adds) computes in fp16.  Open on a GPU: a
+#: fp32 Softmax between fp16 BMMs may keep a strongly typed TensorRT from its fused MHA kernel
+#: (which accumulates softmax in fp32 by itself); measure before relaxing it.
+TRT_FP32_OPS = ("LayerNormalization", "Softmax")
+TRT_FP32_REASON = ("LayerNormalization and Softmax (+ its mask Add and Where) in fp32: TensorRT warns fp16 "
+                   "LayerNorm may overflow; onnxruntime's fp16 recipes and torch autocast keep LayerNorm and "
+                   "softmax fp32; an fp16 mask Add overflows to -inf (NaN on an all-padded row)")
 
 #: Dummy export batch: 2 x 16, and the second row padded, so that no size-1 dimension is
 #: specialised and the attention-mask path cannot be traced away as "all ones".
 EXPORT_BATCH, EXPORT_SEQ, EXPORT_PAD = 2, 16, 5
-
-
-# ---------------------------------------------------------------------------------------------
-# Loading and describing ONNX files
-# ---------------------------------------------------------------------------------------------
-def load_onnx(path, *, check: bool = True):
-    """Load an ONNX file; a missing, empty, truncated or corrupt file becomes one clear error."""
-    import onnx
-    from google.protobuf.message import DecodeError
-
-    path = Path(path)
-    if not path.is_file():
-        raise AssetMissingError(f"ONNX model not found: {path}")
-    size = path.stat().st_size
-    if size == 0:
-        raise InputFileError(path, "empty file (0 bytes): not an ONNX model (an interrupted write?)")
-    try:
-        model = onnx.load(str(path))
-    except (DecodeError, ValueError, OSError) as exc:
-        raise InputFileError(path, f"not a readable ONNX model ({size} bytes; truncated or corrupt): "
-                                   f"{str(exc).splitlines()[0]}") from None
-    if check:
-        check_loadable(model, path)
-    return model
-
-
-def check_loadable(model, path) -> None:
-    """The light structural check (full checks live in graph_checks): a protobuf that happened to
-    parse may still be a fragment without a graph, opset or IR version."""
-    import onnx
-
-    if not model.graph.node:
-        raise InputFileError(path, "holds no graph nodes: truncated, or not an ONNX model")
-    try:
-        onnx.checker.check_model(model)
-    except onnx.checker.ValidationError as exc:
-        raise InputFileError(path, f"fails the ONNX checker (truncated or corrupt?): "
-                                   f"{str(exc).strip().splitlines()[0]}") from None
-
-
-def op_histogram(model) -> dict[str, int]:
-    """Node count per op type (custom-domain ops as ``domain:Op``), most frequent first."""
-    counts = collections.Counter(op_key(node) for node in model.graph.node)
-    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
-
-
-def op_key(node) -> str:
-    return f"{node.domain}:{node.op_type}" if node.domain not in ("", "ai.onnx") else node.op_type
-
-
-def fused_op_counts(model) -> dict[str, int]:
-    """Counts of onnxruntime contrib (fused) ops, by op type."""
-    counts = collections.Counter(n.op_type for n in model.graph.node if n.domain == ORT_CONTRIB_DOMAIN)
-    return dict(sorted(counts.items()))
-
-
-def initializer_bytes(model) -> int:
-    from onnx import numpy_helper
-
-    return sum(numpy_helper.to_array(t).nbytes for t in model.graph.initializer)
-
-
-def graph_summary(model) -> dict:
-    return {"node_count": len(model.graph.node), "op_histogram": op_histogram(model),
-            "fused_ops": fused_op_counts(model), "initializers": len(model.graph.initializer),
-            "initializer_bytes": initializer_bytes(model)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,71 +209,23 @@ def simplify_onnx(src: Path, dest: Path):
 # ---------------------------------------------------------------------------------------------
 # Stage 3: onnxruntime transformer fusion, then deduplication of the copied shared weights
 # ---------------------------------------------------------------------------------------------
-def fuse_onnx(src: Path, dest: Path, num_heads: int, hidden_size: int):
-    """Fuse with onnxruntime's BERT optimizer, then re-share identical initializers.
+def fuse_onnx(src: Path, dest: Path, num_heads: int, hidden_size: int, expected_ops: dict[str, int]):
+    """Fuse with onnxruntime's BERT optimizer (all 12 attention layers: see fusion.py), check the
+    fused-op counts the model config implies, then re-share identical initializers.
 
     ALBERT shares one layer's weights across all 12 layers; each fused Attention gets its own
-    concatenated QKV weight, so fusion writes the same tensors 11 times (44.6 MB -> 122 MB).
+    concatenated QKV weight, so fusion writes the same tensors 11 more times (44.6 MB -> 122 MB).
     """
-    from onnxruntime.transformers.optimizer import optimize_model
+    from .fusion import check_fusion, fuse_albert
 
-    source = load_onnx(src)
-    with _quiet_onnxruntime_logs():
-        optimized = optimize_model(source, model_type=FUSION_MODEL_TYPE, num_heads=num_heads,
-                                   hidden_size=hidden_size, opt_level=FUSION_OPT_LEVEL, use_gpu=False)
-    fused = optimized.model
+    result = fuse_albert(load_onnx(src), num_heads, hidden_size)
+    fused = result.model.model
+    check_fusion(fused_op_counts(fused), expected_ops)
     size_before = fused.ByteSize()
     removed = dedupe_initializers(fused)
-    _save(optimized, dest)
+    _save(result.model, dest)
     return fused, {"duplicate_initializers_removed": removed, "bytes_before_dedup": size_before,
-                   "bytes_after_dedup": fused.ByteSize()}
-
-
-def tensor_fingerprint(tensor) -> str:
-    """Content hash of an initializer (dtype, shape and values; not its name)."""
-    from onnx import numpy_helper
-
-    array = numpy_helper.to_array(tensor)
-    h = hashlib.sha256(f"{tensor.data_type}:{list(tensor.dims)}:".encode())
-    h.update(array.tobytes())
-    return h.hexdigest()
-
-
-def dedupe_initializers(model) -> int:
-    """Make identical initializers one tensor again; return how many copies were removed."""
-    first_by_fingerprint: dict[str, str] = {}
-    rename: dict[str, str] = {}
-    kept = []
-    for tensor in model.graph.initializer:
-        fp = tensor_fingerprint(tensor)
-        if fp in first_by_fingerprint:
-            rename[tensor.name] = first_by_fingerprint[fp]
-        else:
-            first_by_fingerprint[fp] = tensor.name
-            kept.append(tensor)
-    if not rename:
-        return 0
-    for node in _all_nodes(model.graph):
-        for i, name in enumerate(node.input):
-            if name in rename:
-                node.input[i] = rename[name]
-    del model.graph.initializer[:]
-    model.graph.initializer.extend(kept)
-    graph_inputs = [vi for vi in model.graph.input if vi.name not in rename]
-    del model.graph.input[:]
-    model.graph.input.extend(graph_inputs)
-    return len(rename)
-
-
-def _all_nodes(graph):
-    """Nodes of ``graph`` and of its subgraphs (If/Loop bodies), which may use outer initializers."""
-    for node in graph.node:
-        yield node
-        for attr in node.attribute:
-            if attr.g is not None and attr.g.node:
-                yield from _all_nodes(attr.g)
-            for sub in attr.graphs:
-                yield from _all_nodes(sub)
+                   "bytes_after_dedup": fused.ByteSize(), "attention_operand_swaps": result.operand_swaps}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -310,7 +237,7 @@ def fp16_onnx(src: Path, dest: Path):
     from onnxruntime.transformers.onnx_model import OnnxModel
 
     onnx_model = OnnxModel(load_onnx(src))
-    with _quiet_onnxruntime_logs():
+    with quiet_onnxruntime_logs():
         onnx_model.convert_float_to_float16(keep_io_types=True)
     half = onnx_model.model
     removed = dedupe_initializers(half)
@@ -318,27 +245,54 @@ def fp16_onnx(src: Path, dest: Path):
     return half, {"duplicate_initializers_removed": removed}
 
 
+# ---------------------------------------------------------------------------------------------
+# Stage 5: FP16 for strongly typed TensorRT / ixRT (standard ONNX ops only)
+# ---------------------------------------------------------------------------------------------
+def trt_fp16_onnx(src: Path, dest: Path):
+    """onnxruntime's float16 converter on the *simplified* graph (no contrib ops, so TensorRT's
+    ONNX parser takes it): fp16 weights and compute, int64 inputs and fp32 outputs kept
+    (``keep_io_types``), ``TRT_FP32_OPS`` and the softmax mask path in fp32, values beyond fp16
+    clamped to +-65504 (the converter's ``max_finite_val``: no -inf mask constant), ALBERT's shared
+    weights still one tensor each."""
+    import onnx
+    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
+    model = load_onnx(src)
+    blocked_nodes = softmax_mask_nodes(model)
+    with quiet_onnxruntime_logs():
+        half = convert_float_to_float16(model, keep_io_types=True,
+                                        op_block_list=[*DEFAULT_OP_BLOCK_LIST, *TRT_FP32_OPS],
+                                        node_block_list=blocked_nodes)
+    duplicate_casts = drop_duplicate_nodes(half)  # onnxruntime 1.31's converter; none from 1.32 on
+    removed = dedupe_initializers(half)
+    with quiet_onnxruntime_logs():
+        OnnxModel(half).topological_sort()  # the converter appends its Casts at the end
+    onnx.save(half, str(dest))
+    return half, {"duplicate_initializers_removed": removed, "duplicate_casts_removed": duplicate_casts,
+                  "fp32_nodes": len(blocked_nodes), "nonfinite_constants": nonfinite_constants(half),
+                  "fp16_share": fp16_share(half)}
+
+
+def softmax_mask_nodes(model) -> list[str]:
+    """Names of the nodes that add the attention mask before each Softmax: the Add feeding the
+    Softmax and the Where that builds the additive mask (kept fp32 with the Softmax)."""
+    producer = {out: node for node in model.graph.node for out in node.output}
+    names = []
+    for node in model.graph.node:
+        add = producer.get(node.input[0]) if node.op_type == "Softmax" else None
+        if add is None or add.op_type != "Add":
+            continue
+        names.append(add.name)
+        names += [producer[i].name for i in add.input if i in producer and producer[i].op_type == "Where"]
+    return sorted(set(names))
+
+
 def _save(onnx_model, dest: Path) -> None:
     """Save through onnxruntime's OnnxModel: it sorts the nodes topologically and declares the
     ``com.microsoft`` opset its contrib ops need (``onnx.save`` alone would leave it out)."""
-    with _quiet_onnxruntime_logs():
+    with quiet_onnxruntime_logs():
         onnx_model.save_model_to_file(str(dest))
-
-
-@contextlib.contextmanager
-def _quiet_onnxruntime_logs():
-    """onnxruntime's transformer tools log every fusion at INFO/WARNING, under top-level logger
-    names (``fusion_attention``, ``onnx_model_bert``, ...: they put their folder on sys.path), so
-    no single parent logger silences them.  The manifest records what they would say (fused-op
-    counts), so logging below ERROR is switched off while they run."""
-    import logging
-
-    previous = logging.root.manager.disable
-    logging.disable(logging.WARNING)
-    try:
-        yield
-    finally:
-        logging.disable(previous)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -352,6 +306,11 @@ class Stage:
     settings: dict
     tools: tuple[str, ...]
     build: Callable
+
+    @property
+    def source(self) -> str | None:
+        """The stage whose file this one is built from (None: the stage before it)."""
+        return STAGE_SOURCE.get(self.name)
 
     @property
     def filename(self) -> str:
@@ -383,6 +342,7 @@ def attn_implementation(model: LoadedModel) -> str | None:
 
 def pipeline(model: LoadedModel, opset: int, fp16: bool) -> list[Stage]:
     num_heads, hidden_size = attention_heads(model)
+    expected = expected_fused_ops(model.config)
     stages = [
         Stage("exported", {"opset": opset, "exporter": EXPORTER, "attn_implementation": attn_implementation(model),
                            "dummy": [EXPORT_BATCH, EXPORT_SEQ, EXPORT_PAD]},
@@ -390,12 +350,18 @@ def pipeline(model: LoadedModel, opset: int, fp16: bool) -> list[Stage]:
         Stage("simplified", {"skipped_passes": list(SIMPLIFY_SKIPPED_PASSES)}, ("onnx", "onnxsim"),
               lambda src, dest: (simplify_onnx(src, dest), {})),
         Stage("fused", {"model_type": FUSION_MODEL_TYPE, "opt_level": FUSION_OPT_LEVEL, "num_heads": num_heads,
-                        "hidden_size": hidden_size, "dedupe_initializers": True}, ("onnx", "onnxruntime"),
-              lambda src, dest: fuse_onnx(src, dest, num_heads, hidden_size)),
+                        "hidden_size": hidden_size, "dedupe_initializers": True, "attention_fusion": ATTENTION_FUSION,
+                        "expected_fused_ops": expected},
+              ("onnx", "onnxruntime"), lambda src, dest: fuse_onnx(src, dest, num_heads, hidden_size, expected)),
     ]
     if fp16:
         stages.append(Stage("fp16", {"keep_io_types": True, "converter": "OnnxModel.convert_float_to_float16"},
                             ("onnx", "onnxruntime"), fp16_onnx))
+        stages.append(Stage("trt_fp16", {"source": STAGE_SOURCE["trt_fp16"], "keep_io_types": True,
+                                         "converter": "onnxruntime.transformers.float16.convert_float_to_float16",
+                                         "fp32_ops": [*TRT_FP32_OPS, "softmax mask Add", "mask Where"],
+                                         "fp32_reason": TRT_FP32_REASON},
+                            ("onnx", "onnxruntime"), trt_fp16_onnx))
     return stages
 
 
@@ -452,7 +418,7 @@ def new_manifest(model: LoadedModel, opset: int, fp16: bool, versions: dict) -> 
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "model": model.describe(), "source_sha256": model.source_sha256, "weights": model.weights,
         "opset": opset, "fp16": fp16, "exporter": EXPORTER, "exporter_reason": EXPORTER_REASON,
-        "engine_inputs": {k: STAGE_FILES[v] for k, v in ENGINE_INPUTS.items() if fp16 or v != "fp16"},
+        "engine_inputs": {k: STAGE_FILES[v] for k, v in ENGINE_INPUTS.items() if fp16 or v not in FP16_STAGES},
         "tools": versions, "stages": {},
     }
 
@@ -473,6 +439,8 @@ def convert(model: LoadedModel, out_dir, *, opset: int = DEFAULT_OPSET, fp16: bo
     bar = tqdm(stages, desc="convert", unit="stage", disable=not progress, leave=False)
     for stage in bar:
         bar.set_postfix_str(stage.name)
+        if stage.source:
+            input_sha256, src = manifest["stages"][stage.source]["sha256"], out_dir / STAGE_FILES[stage.source]
         dest = out_dir / stage.filename
         key = cache_key(stage, input_sha256, versions)
         entry = reusable(previous, stage, key, dest)

@@ -178,7 +178,7 @@ def check_graph(model_or_path, *, target: str = "tensorrt", expected_opset: int 
 
 def _as_model(model_or_path):
     if isinstance(model_or_path, (str, Path)):
-        from .export import load_onnx
+        from .onnx_graph import load_onnx
 
         return load_onnx(model_or_path, check=False)
     return model_or_path

@@ -79,33 +79,34 @@ def make_runner(backend: str, model: LoadedModel | None, precision: str, onnx: s
 
 def convert_for_backend(model: LoadedModel, backend: str, precision: str) -> Path:
     """Convert ``model`` (each stage cached by content hash) and return the graph ``backend``
-    starts from: TensorRT/ixRT the simplified standard-op graph (strongly typed TensorRT fp16: its
-    fp16 twin ``trt_fp16``), onnxruntime the fused one."""
-    from .export import ENGINE_INPUTS, convert, stage_paths
+    starts from (``export.ENGINE_INPUTS``): TensorRT/ixRT the simplified standard-op graph
+    (strongly typed TensorRT fp16: its fp16 twin ``trt_fp16``), onnxruntime the fused one."""
+    from .export import convert, stage_paths
 
     out = assets.CACHE_DIR / "onnx" / model.source_sha256[:16]
     manifest = convert(model, out, progress=True)
-    stage = ENGINE_INPUTS.get(f"{backend}-{precision}") or ENGINE_INPUTS.get(backend)
+    typing = None
     if backend in ("tensorrt", "ixrt"):
         from .trt_api import detect_typing
 
-        stage = trt_engine_stage(manifest, out, precision, detect_typing(backend))
-    if stage is None:
-        raise AlbertIxrtError(f"no ONNX stage is known for backend {backend!r}")
-    return stage_paths(manifest, out)[stage]
+        typing = detect_typing(backend)
+    return stage_paths(manifest, out)[engine_stage(manifest, out, backend, precision, typing)]
 
 
-def trt_engine_stage(manifest: dict, out, precision: str, typing: str | None) -> str:
-    """The stage a TensorRT / ixRT engine is built from: strongly typed TensorRT takes fp16 from
-    the graph (the ``trt_fp16`` stage), weak typing (and fp32) the simplified graph."""
-    from .trt_api import STANDARD_STAGE, STRONG, STRONG_FP16_STAGE
+def engine_stage(manifest: dict, out, backend: str, precision: str, typing: str | None = None) -> str:
+    """The stage ``backend`` builds from (``export.engine_input``; strongly typed TensorRT takes fp16
+    from the graph), checked to be in ``manifest``."""
+    from .export import engine_input
+    from .trt_api import STRONG
 
-    if typing == STRONG and precision == "fp16":
-        if STRONG_FP16_STAGE not in manifest.get("stages", {}):
-            raise AlbertIxrtError(f"{Path(out) / 'manifest.json'}: no {STRONG_FP16_STAGE!r} stage, which strongly "
-                                  "typed TensorRT builds fp16 engines from; re-run albert-ixrt convert (with fp16)")
-        return STRONG_FP16_STAGE
-    return STANDARD_STAGE
+    try:
+        stage = engine_input(backend, precision, strongly_typed=typing == STRONG)
+    except KeyError:
+        raise AlbertIxrtError(f"no ONNX stage is known for backend {backend!r}") from None
+    if stage not in manifest.get("stages", {}):
+        raise AlbertIxrtError(f"{Path(out) / 'manifest.json'}: no {stage!r} stage, which {backend} {precision} "
+                              f"builds from ({typing or 'default'} typing); re-run albert-ixrt convert (with fp16)")
+    return stage
 
 
 @dataclass

@@ -178,8 +178,11 @@ class TrtApi:
         return 10 if self.has_strongly_typed_flag else 8
 
     def graph_stage(self, precision: str) -> str:
-        """The conversion stage an engine of ``precision`` is built from under this typing mode."""
-        return STRONG_FP16_STAGE if self.typing == STRONG and precision == "fp16" else STANDARD_STAGE
+        """The conversion stage an engine of ``precision`` is built from under this typing mode
+        (``export.ENGINE_INPUTS``, the one table of which graph feeds which engine)."""
+        from .export import engine_input
+
+        return engine_input("tensorrt", precision, strongly_typed=self.typing == STRONG)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -1,4 +1,4 @@
-"""``albert-ixrt convert``: torch -> ONNX -> onnxsim -> onnxruntime-fused -> FP16, cached per stage,
+"""``albert-ixrt convert``: torch -> ONNX -> onnxsim -> onnxruntime-fused -> FP16 (+ trt_fp16), cached per stage,
 with ``manifest.json`` describing every file (hashes, sizes, node counts, fused ops, timings)."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 
 from . import add_model_args, add_squad_args, load_model_arg, nonnegative_int, output_dir, positive_int, squad_settings
 
-HELP = "convert the model to ONNX (exported, simplified, fused, fp16) and write manifest.json"
+HELP = "convert the model to ONNX (exported, simplified, fused, fp16, trt_fp16) and write manifest.json"
 EQUIVALENCE_NAME = "equivalence.json"
 
 
@@ -20,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="output directory (stages already there with unchanged inputs are reused)")
     p.add_argument("--opset", type=positive_int, default=DEFAULT_OPSET,
                    help="ONNX opset of the export (default %(default)s)")
-    p.add_argument("--no-fp16", dest="fp16", action="store_false", help="skip the FP16 variant")
+    p.add_argument("--no-fp16", dest="fp16", action="store_false", help="skip the FP16 variants (fp16, trt_fp16)")
     p.add_argument("--force", action="store_true", help="rebuild every stage even when cached")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.add_argument("--verify", type=nonnegative_int, default=0, metavar="N",

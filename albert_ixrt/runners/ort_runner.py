@@ -20,7 +20,7 @@ import numpy as np
 
 from ..config import CACHE_DIR
 from ..errors import BackendUnavailable, InputFileError
-from ..export import load_onnx
+from ..onnx_graph import load_onnx
 from ..fileio import atomic_path, sha256_file
 from ..model import INPUT_NAMES, OUTPUT_NAMES
 from .base import Feed, Runner, check_feed, register

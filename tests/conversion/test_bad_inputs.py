@@ -8,7 +8,8 @@ import torch
 
 from albert_ixrt import cli
 from albert_ixrt.errors import AssetMissingError, InputFileError
-from albert_ixrt.export import STAGE_FILES, export_inputs, load_onnx
+from albert_ixrt.export import STAGE_FILES, export_inputs
+from albert_ixrt.onnx_graph import load_onnx
 from albert_ixrt.graph_checks import check_graph
 
 pytestmark = pytest.mark.conversion

@@ -69,6 +69,16 @@ def test_a_tampered_stage_file_is_rebuilt(fresh, tiny_model, tiny_converted):
     assert manifest["stages"]["fused"]["reused"] is True
 
 
+def test_trt_fp16_depends_on_the_simplified_graph_not_the_fused_one(fresh, tiny_model, tiny_converted):
+    """trt_fp16 is built from ``simplified``: a rebuilt fused graph leaves it cached."""
+    _, first = tiny_converted
+    (fresh / STAGE_FILES["fused"]).write_bytes(b"tampered")
+    manifest = convert(tiny_model, fresh, progress=False)
+    assert manifest["stages"]["fused"]["reused"] is False
+    assert manifest["stages"]["trt_fp16"]["reused"] is True
+    assert manifest["stages"]["trt_fp16"]["input_sha256"] == first["stages"]["simplified"]["sha256"]
+
+
 def test_an_unreadable_manifest_means_rebuild_not_crash(fresh, tiny_model):
     (fresh / MANIFEST_NAME).write_text("{ truncated")
     manifest = convert(tiny_model, fresh, progress=False)
@@ -80,6 +90,8 @@ def test_no_fp16_leaves_the_stage_out(tmp_path, tiny_model):
     manifest = convert(tiny_model, tmp_path, fp16=False, progress=False)
     assert list(manifest["stages"]) == ["exported", "simplified", "fused"]
     assert "onnxruntime-fp16" not in manifest["engine_inputs"]
+    assert "tensorrt-fp16-strongly-typed" not in manifest["engine_inputs"]
+    assert not (tmp_path / STAGE_FILES["trt_fp16"]).exists()
     assert not (tmp_path / STAGE_FILES["fp16"]).exists()
 
 
@@ -110,7 +122,7 @@ def test_interrupted_stage_leaves_no_finished_looking_file(tmp_path, tiny_model,
 
     monkeypatch.undo()
     resumed = convert(tiny_model, tmp_path, progress=False)
-    assert reused(resumed) == {"exported": True, "simplified": True, "fused": True, "fp16": False}
+    assert reused(resumed) == {"exported": True, "simplified": True, "fused": True, "fp16": False, "trt_fp16": False}
     assert resumed["complete"] is True
 
 

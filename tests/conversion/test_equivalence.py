@@ -1,4 +1,4 @@
-"""torch fp32 vs exported vs simplified vs fused vs FP16, on real SQuAD feeds (Polygraphy)."""
+"""torch fp32 vs exported vs simplified vs fused vs FP16 vs trt_fp16, on real SQuAD feeds (Polygraphy)."""
 from __future__ import annotations
 
 import json
@@ -9,12 +9,14 @@ import pytest
 from onnx import numpy_helper
 
 from albert_ixrt.compare import (STAGE_PRECISION, TOLERANCES, SquadFeeds, compare_stages)
-from albert_ixrt.export import load_onnx, stage_paths
+from albert_ixrt.export import stage_paths
 from albert_ixrt.model import OUTPUT_NAMES
+from albert_ixrt.onnx_graph import load_onnx
 
 pytestmark = pytest.mark.conversion
 
-STAGES = ("exported", "simplified", "fused", "fp16")
+STAGES = ("exported", "simplified", "fused", "fp16", "trt_fp16")
+FP16_STAGES = ("fp16", "trt_fp16")
 
 
 def assert_equivalent(result):
@@ -51,10 +53,11 @@ def test_twin_stage_errors_within_its_precision(twin_equivalence, stage):
             assert c.worst_abs < tol.atol / 10, c.failure_message()
 
 
-def test_twin_fp16_error_is_fp16_sized(twin_equivalence):
+@pytest.mark.parametrize("stage", FP16_STAGES)
+def test_twin_fp16_error_is_fp16_sized(twin_equivalence, stage):
     """FP16 must really be half precision (errors well above fp32 noise) yet within tolerance."""
     fp32 = max(twin_equivalence.get("fused", o).worst_abs for o in OUTPUT_NAMES)
-    fp16 = max(twin_equivalence.get("fp16", o).worst_abs for o in OUTPUT_NAMES)
+    fp16 = max(twin_equivalence.get(stage, o).worst_abs for o in OUTPUT_NAMES)
     assert fp16 > 10 * fp32
     assert fp16 < TOLERANCES["fp16"].atol
 
@@ -95,7 +98,7 @@ def test_padding_never_changes_real_token_logits(tiny_converted, short_features)
             alone = session.run(None, dict(batch.feed([feature])))  # batch 1, cut to its length
             n = feature.length
             for k, name in enumerate(OUTPUT_NAMES):
-                np.testing.assert_allclose(padded[k][row, :n], alone[k][0, :n], atol=2e-3 if stage == "fp16" else 1e-5,
+                np.testing.assert_allclose(padded[k][row, :n], alone[k][0, :n], atol=2e-3 if stage in FP16_STAGES else 1e-5,
                                            err_msg=f"{stage} {name} row {row}")
 
 

@@ -12,7 +12,7 @@ from albert_ixrt.graph_checks import check_graph
 
 pytestmark = pytest.mark.conversion
 
-FUSED_OPS = {"Attention", "FastGelu", "SkipLayerNormalization"}
+FUSED_OPS = {"Attention", "EmbedLayerNormalization", "FastGelu", "SkipLayerNormalization"}
 
 
 @pytest.fixture(params=["tiny", "twin"])
@@ -48,7 +48,7 @@ def test_manifest_records_each_stage_check_for_its_engine(twin_converted):
     for name, entry in manifest["stages"].items():
         check = entry["graph_check"]
         assert check["ok"], (name, check["problems"])
-        assert check["target"] == ("tensorrt" if name in ("exported", "simplified") else "onnxruntime")
+        assert check["target"] == ("tensorrt" if name in ("exported", "simplified", "trt_fp16") else "onnxruntime")
 
 
 def test_fp16_graph_keeps_int64_inputs_and_fp32_outputs(twin_converted):

@@ -1,11 +1,12 @@
-"""Unit tests of albert_ixrt.export's pure helpers (no torch export): dedup, cache keys, tables."""
+"""Unit tests of albert_ixrt.export's and onnx_graph's pure helpers (no torch export): dedup, cache keys, tables."""
 from __future__ import annotations
 
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
-from albert_ixrt import export
-from albert_ixrt.export import Stage, cache_key, dedupe_initializers, op_histogram, stage_table
+from albert_ixrt import export, onnx_graph
+from albert_ixrt.export import Stage, cache_key, stage_table
+from albert_ixrt.onnx_graph import dedupe_initializers, op_histogram
 
 
 def model_with_copies():
@@ -32,7 +33,7 @@ def test_op_histogram_names_custom_domains():
     model = model_with_copies()
     model.graph.node.append(helper.make_node("FastGelu", ["y"], ["z"], domain="com.microsoft"))
     assert op_histogram(model) == {"MatMul": 3, "Sum": 1, "com.microsoft:FastGelu": 1}
-    assert export.fused_op_counts(model) == {"FastGelu": 1}
+    assert onnx_graph.fused_op_counts(model) == {"FastGelu": 1}
 
 
 def test_cache_key_depends_on_input_settings_and_tool_versions():
@@ -61,3 +62,18 @@ def test_read_manifest_tolerates_garbage(tmp_path):
     assert export.read_manifest(tmp_path) is None
     (tmp_path / export.MANIFEST_NAME).write_text("[1, 2]")
     assert export.read_manifest(tmp_path) is None
+
+
+def test_drop_duplicate_nodes_keeps_ssa_form():
+    """onnxruntime 1.31's float16 converter repeats identical Casts (same output name): one stays;
+    nodes that differ in anything are kept."""
+    from albert_ixrt.onnx_graph import drop_duplicate_nodes
+
+    model = model_with_copies()
+    cast = helper.make_node("Cast", ["y"], ["y32"], to=TensorProto.FLOAT, name="c")
+    model.graph.node.extend([cast, cast, helper.make_node("Cast", ["y"], ["y16"], to=TensorProto.FLOAT16, name="c")])
+    model.graph.value_info.extend([helper.make_tensor_value_info("y32", TensorProto.FLOAT, [1, 3])] * 2)
+    assert drop_duplicate_nodes(model) == 1
+    assert [n.output[0] for n in model.graph.node if n.op_type == "Cast"] == ["y32", "y16"]
+    assert [vi.name for vi in model.graph.value_info] == ["y32"]
+    assert drop_duplicate_nodes(model) == 0
