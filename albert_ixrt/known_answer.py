@@ -122,12 +122,21 @@ def wrong_positions(example: Example, features: Sequence[Feature], gold_tokens: 
     return out
 
 
+def check_request(wrong: float, out: str | Path) -> None:
+    """The cheap checks, before any data is read: a fraction in [0, 1], a TorchScript file name."""
+    from .model import TORCHSCRIPT_SUFFIXES
+
+    if not 0.0 <= wrong <= 1.0:
+        raise KnownAnswerError(f"--wrong must be a fraction in [0, 1], got {wrong}")
+    if Path(out).suffix not in TORCHSCRIPT_SUFFIXES:
+        raise KnownAnswerError(f"--out {out}: a TorchScript file name must end in {', '.join(TORCHSCRIPT_SUFFIXES)}")
+
+
 def build_table(examples: Sequence[Example], features: Sequence[Feature], wrong: float, seed: int = 0,
                 pad_id: int = 0, settings: SquadSettings = DEFAULT_SQUAD) -> AnswerTable:
     """The answer table for ``examples`` / ``features`` with ``round(wrong x questions)`` questions
     (chosen with ``seed``) answered wrongly; refuses on a hash collision or an unmakeable answer."""
-    if not 0.0 <= wrong <= 1.0:
-        raise KnownAnswerError(f"--wrong must be a fraction in [0, 1], got {wrong}")
+    check_request(wrong, "table.pt")
     if not features:
         raise KnownAnswerError("no features to build a known-answer table from")
     rng = np.random.default_rng(seed)
@@ -269,11 +278,8 @@ def save_model(table: AnswerTable, out: str | Path, expected: SquadScores | None
     """Write the scripted model (temp name, then rename) with its ``albert_ixrt.json`` label."""
     import torch
 
-    from .model import TORCHSCRIPT_SUFFIXES
-
     out = Path(out)
-    if out.suffix not in TORCHSCRIPT_SUFFIXES:
-        raise KnownAnswerError(f"--out {out}: a TorchScript file name must end in {', '.join(TORCHSCRIPT_SUFFIXES)}")
+    check_request(table.meta.get("wrong_fraction", 0.0), out)
     meta = dict(table.meta)
     meta["note"] = ("known-answer model: answers from a table built from the SQuAD dev set, to prove the "
                     "accuracy gate's verdict; it says nothing about any model's accuracy")

@@ -212,17 +212,19 @@ def run_acceptance(*, profile: str = "real", model_spec: str | None = None, rand
 
 def judge_thresholds(result: EvalResult, model: LoadedModel, tiny: bool) -> tuple[str, dict]:
     """The reference thresholds (ByteMLPerf-compatible EM/F1, as the reference measured them) on
-    real weights over the whole dev set; a random-weight model or a partial run is not judged."""
+    real weights (or a known-answer model, judged the same way) over the whole dev set; a
+    random-weight model or a partial run is not judged."""
+    from .verdicts import reference_thresholds
+
     s = result.scores
     wanted = {"bytemlperf_exact_match": REFERENCE_EM_BYTEMLPERF, "bytemlperf_f1": REFERENCE_F1_BYTEMLPERF}
-    if model.weights != "real" or tiny:
+    if model.weights not in ("real", "known-answer") or tiny:
         return "skipped", {"reason": "random weights: accuracy is not judged", "thresholds": wanted}
     if s.questions != SQUAD_DEV_QUESTIONS:
         return "skipped", {"reason": f"{s.questions} questions evaluated, thresholds hold for the full dev set "
                                      f"({SQUAD_DEV_QUESTIONS})", "thresholds": wanted}
-    got = {"bytemlperf_exact_match": s.bytemlperf_exact_match, "bytemlperf_f1": s.bytemlperf_f1}
-    below = {k: (got[k], v) for k, v in wanted.items() if got[k] < v}
-    return ("failed" if below else "ok"), {"thresholds": wanted, "measured": got, "below": below}
+    verdict = reference_thresholds(s)
+    return ("ok" if verdict.passed else "failed"), {**verdict.detail, "message": verdict.message}
 
 
 def label_for(model: LoadedModel, tiny: bool) -> str:
@@ -230,6 +232,8 @@ def label_for(model: LoadedModel, tiny: bool) -> str:
         from .selftest import SELFTEST_LABEL
 
         return SELFTEST_LABEL
+    if model.weights == "known-answer":
+        return "known-answer model: proves the accuracy gate's verdict, not any model's accuracy"
     return "random weights: conversion and speed only, not accuracy" if model.weights == "random" else "real weights"
 
 
@@ -250,6 +254,9 @@ def render_markdown(report: dict, result) -> str:
         f"| ByteMLPerf-compatible (sums / {s.features} features) | {s.bytemlperf_exact_match:.2f} | "
         f"{s.bytemlperf_f1:.2f} |", "",
     ]
+    judged = next((st for st in report["steps"] if st["name"] == "thresholds"), None)
+    if judged and "message" in judged["detail"]:
+        lines += [f"Reference thresholds: {judged['detail']['message']}", ""]
     for name, title in (("equivalence", "Equivalence with torch fp32"), ("bench", "Throughput and latency")):
         step = next((st for st in report["steps"] if st["name"] == name), None)
         if step:

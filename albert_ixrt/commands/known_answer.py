@@ -20,11 +20,12 @@ def run(args) -> int:
     import json
 
     from .. import assets
-    from ..known_answer import build_known_answer
+    from ..known_answer import build_known_answer, check_request
     from ..pipeline import prepare_data
     from ..tokenizer import AlbertTokenizer
     from ..verdicts import reference_thresholds
 
+    check_request(args.wrong, args.out)
     tok = AlbertTokenizer(assets.tokenizer_path(args.tokenizer))
     settings = squad_settings(args)
     examples, features = prepare_data(assets.squad_dev_path(args.squad), tok, settings, progress=not args.quiet)
