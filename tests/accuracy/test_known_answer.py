@@ -245,21 +245,26 @@ def _child_env():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("wrong,passes", [(0.05, True), (0.25, False)])
-def test_pytest_accuracy_gate_exit_code(wrong, passes, known_answer, squad_path, tokenizer_path):
+@pytest.mark.parametrize("wrong,passes,extra", [(0.05, True, ["--precision", "bf16"]), (0.25, False, [])])
+def test_pytest_accuracy_gate_exit_code(wrong, passes, extra, known_answer, squad_path, tokenizer_path):
     """`pytest -m accuracy --model MODEL.pt --strict-assets` on the threshold tests (the other
-    accuracy files do not read --model; this one would recurse)."""
+    accuracy files do not read --model; this one would recurse).  The passing model runs under
+    --precision bf16, so the MLPerf-style check (bf16 vs the torch fp32 reference) runs too; the
+    failing one with the plain command, where that check skips as the reference itself."""
     path = known_answer(wrong)[0]
     cmd = [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "-p", "no:xdist", "-m", "accuracy",
            "tests/accuracy/test_thresholds.py", "--model", str(path), "--squad", str(squad_path),
-           "--tokenizer", str(tokenizer_path), "--strict-assets"]
+           "--tokenizer", str(tokenizer_path), "--strict-assets", *extra]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=_child_env(), timeout=600)
     out = proc.stdout + proc.stderr
-    name = "test_reference_thresholds_bytemlperf_compatible"
-    assert (f"PASSED tests/accuracy/test_thresholds.py::{name}" in out) is passes, out[-3000:]
-    assert (f"FAILED tests/accuracy/test_thresholds.py::{name}" in out) is not passes, out[-3000:]
+    gate = "tests/accuracy/test_thresholds.py::test_reference_thresholds_bytemlperf_compatible"
+    mlperf = "tests/accuracy/test_thresholds.py::test_official_f1_within_one_percent_of_torch_fp32"
     assert (proc.returncode == 0) is passes, out[-3000:]
-    if not passes:
+    if passes:
+        assert f"PASSED {gate}" in out and f"PASSED {mlperf}" in out and "skipped" not in out, out[-3000:]
+        assert "PASS: official F1" in out and "ratio 1.0000" in out, out[-3000:]
+    else:
+        assert f"FAILED {gate}" in out and "1 failed, 1 skipped" in out, out[-3000:]
         assert "FAIL: ByteMLPerf-compatible EM" in out and "margin -" in out, out[-3000:]
 
 
