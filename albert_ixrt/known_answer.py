@@ -122,13 +122,16 @@ def wrong_positions(example: Example, features: Sequence[Feature], gold_tokens: 
     return out
 
 
-def check_request(wrong: float, out: str | Path) -> None:
-    """The cheap checks, before any data is read: a fraction in [0, 1], a TorchScript file name."""
+def check_request(wrong: float, seed: int = 0, out: str | Path | None = None) -> None:
+    """The cheap checks, before any data is read: a fraction in [0, 1], a seed >= 0, and (when
+    given) a TorchScript file name."""
     from .model import TORCHSCRIPT_SUFFIXES
 
     if not 0.0 <= wrong <= 1.0:
         raise KnownAnswerError(f"--wrong must be a fraction in [0, 1], got {wrong}")
-    if Path(out).suffix not in TORCHSCRIPT_SUFFIXES:
+    if seed < 0:
+        raise KnownAnswerError(f"--seed must be >= 0, got {seed}")
+    if out is not None and Path(out).suffix not in TORCHSCRIPT_SUFFIXES:
         raise KnownAnswerError(f"--out {out}: a TorchScript file name must end in {', '.join(TORCHSCRIPT_SUFFIXES)}")
 
 
@@ -136,7 +139,7 @@ def build_table(examples: Sequence[Example], features: Sequence[Feature], wrong:
                 pad_id: int = 0, settings: SquadSettings = DEFAULT_SQUAD) -> AnswerTable:
     """The answer table for ``examples`` / ``features`` with ``round(wrong x questions)`` questions
     (chosen with ``seed``) answered wrongly; refuses on a hash collision or an unmakeable answer."""
-    check_request(wrong, "table.pt")
+    check_request(wrong, seed)
     if not features:
         raise KnownAnswerError("no features to build a known-answer table from")
     rng = np.random.default_rng(seed)
@@ -279,7 +282,7 @@ def save_model(table: AnswerTable, out: str | Path, expected: SquadScores | None
     import torch
 
     out = Path(out)
-    check_request(table.meta.get("wrong_fraction", 0.0), out)
+    check_request(table.meta["wrong_fraction"], table.meta["seed"], out)
     meta = dict(table.meta)
     meta["note"] = ("known-answer model: answers from a table built from the SQuAD dev set, to prove the "
                     "accuracy gate's verdict; it says nothing about any model's accuracy")

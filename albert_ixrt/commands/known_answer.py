@@ -25,7 +25,7 @@ def run(args) -> int:
     from ..tokenizer import AlbertTokenizer
     from ..verdicts import reference_thresholds
 
-    check_request(args.wrong, args.out)
+    check_request(args.wrong, args.seed, args.out)
     tok = AlbertTokenizer(assets.tokenizer_path(args.tokenizer))
     settings = squad_settings(args)
     examples, features = prepare_data(assets.squad_dev_path(args.squad), tok, settings, progress=not args.quiet)

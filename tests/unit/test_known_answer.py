@@ -125,3 +125,15 @@ def test_a_malformed_label_is_one_clear_error(tmp_path):
         load_model(path)
     torch.jit.save(torch.jit.script(Flat()), str(path))
     assert load_model(path).weights == "real"
+
+
+def test_bad_fraction_and_file_name_are_one_line_errors(tmp_path, capsys):
+    from albert_ixrt.cli import main
+
+    assert main(["known-answer", "--wrong", "1.5", "--out", str(tmp_path / "m.pt"), "--quiet"]) == 2
+    assert "--wrong must be a fraction in [0, 1], got 1.5" in capsys.readouterr().err
+    assert main(["known-answer", "--wrong", "0.1", "--out", str(tmp_path / "m.onnx"), "--quiet"]) == 2
+    assert "m.onnx: a TorchScript file name must end in .pt" in capsys.readouterr().err
+    assert main(["known-answer", "--wrong", "0.1", "--seed", "-1", "--out", str(tmp_path / "m.pt"), "--quiet"]) == 2
+    assert "--seed must be >= 0, got -1" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
