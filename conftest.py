@@ -115,7 +115,8 @@ def twin_model(twin_config_path):
 
 @pytest.fixture(scope="session")
 def real_model(request):
-    """The real fine-tuned model, or a skip (a failure under --strict-assets) saying what is missing."""
+    """The real fine-tuned model (or a known-answer model, which the accuracy suite judges the same
+    way), or a skip (a failure under --strict-assets) saying what is missing."""
     from albert_ixrt.model import load_model
 
     spec = request.config.getoption("--model") or os.environ.get("ALBERT_IXRT_MODEL")
@@ -123,6 +124,6 @@ def real_model(request):
         model = load_model(spec or assets.DEFAULT_MODEL_ID, offline=None if spec else True)
     except assets.AssetMissingError as exc:
         skip_or_fail(request, f"real weights not found: {exc}", strict_option="--strict-assets")
-    if model.weights != "real":
+    if model.weights not in ("real", "known-answer"):
         skip_or_fail(request, f"{model.name} has random weights", strict_option="--strict-assets")
     return model

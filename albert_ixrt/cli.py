@@ -11,7 +11,8 @@ import sys
 from .errors import AlbertIxrtError
 
 #: Sub-commands in pipeline order: data -> model -> export -> engine -> run -> score -> report.
-COMMANDS = ("fetch", "features", "convert", "evaluate", "merge", "score", "bench", "loadgen", "report", "run")
+COMMANDS = ("fetch", "features", "convert", "evaluate", "merge", "score", "bench", "loadgen", "report", "run",
+            "known-answer")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,9 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         try:
-            mod = importlib.import_module(f"{__package__}.commands.{name}")
+            mod = importlib.import_module(f"{__package__}.commands.{name.replace('-', '_')}")
         except ModuleNotFoundError as exc:
-            if exc.name == f"{__package__}.commands.{name}":
+            if exc.name == f"{__package__}.commands.{name.replace('-', '_')}":
                 continue  # command not built yet
             raise
         p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)

@@ -70,6 +70,17 @@ MLPERF_F1_RATIO = 0.99
 ORACLE_MIN_EM = 99.5
 ORACLE_MIN_F1 = 99.7
 
+#: Known-answer models (issue 12): a model that answers a fraction ``w`` of the questions wrongly
+#: (EM 0, F1 0) and the rest from the gold span must score (1 - w) x the oracle's figures, within
+#: this many points, on either metric.  Three effects move it off exactly that: which questions
+#: are wrong (the oracle misses ~0.35% of questions, so the wrong set's own oracle score varies:
+#: sd ~0.006 x w points at w <= 0.25), the rounding of w x 10,570 (< 0.005 points), and the 42
+#: pairs of identical feature rows (same question on the same context) that must share one answer
+#: (measured: 12 questions differ from the oracle, ~0.04 points).  0.25 points covers all three
+#: with room and is still smaller than the distance of every tested fraction from the thresholds,
+#: so the expected verdict follows from the fraction alone.
+KNOWN_ANSWER_TOLERANCE = 0.25
+
 #: The model card of madlag/albert-base-v2-squad (official metric), for the report only.
 MODEL_CARD_EM = 83.746
 MODEL_CARD_F1 = 90.788

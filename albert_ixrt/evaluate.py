@@ -87,6 +87,8 @@ class EvalResult:
                "features_per_second": round(self.features_per_second, 3)}
         if self.model.get("weights") == "random":
             out["warning"] = "random weights: these scores say nothing about the model's accuracy"
+        elif self.model.get("weights") == "known-answer":
+            out["warning"] = "known-answer model: these scores test the accuracy gate, not any model's accuracy"
         return out
 
     def write(self, out_dir: str | Path) -> tuple[Path, Path]:

@@ -1,8 +1,9 @@
 """Load the torch model under test: hub id, local Hugging Face directory, TorchScript ``.pt``, or
 a seeded random-weight *shape twin* built from a ``config.json`` (only when asked).
 
-Every loaded model carries ``weights`` = "real" or "random", and every result it touches repeats
-that label: a random-weight model measures speed and conversion, never accuracy.
+Every loaded model carries ``weights`` = "real", "random" or "known-answer", and every result it
+touches repeats that label: a random-weight model measures speed and conversion, never accuracy; a
+known-answer model (``albert_ixrt.known_answer``) proves the accuracy gate's verdict, never a model.
 """
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAMES = ("start_logits", "end_logits")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript")
+#: A known-answer model's TorchScript archive carries this extra file (JSON, "kind": KNOWN_ANSWER).
+KNOWN_ANSWER = "known-answer"
+KNOWN_ANSWER_EXTRA_FILE = "albert_ixrt.json"
 
 #: The tiny profile: ALBERT's architecture at toy size, for fast tests and the offline self-test.
 TINY_CONFIG = {
@@ -53,13 +57,13 @@ class LoadedModel:
     module: object            # torch.nn.Module (or a TorchScript module)
     name: str                 # what the user asked for
     kind: str                 # "hub" | "directory" | "torchscript" | "random" | "tiny"
-    weights: str              # "real" | "random"
+    weights: str              # "real" | "random" | "known-answer"
     source_sha256: str        # hash of the weights (or of config + seed for random weights)
     config: dict = field(default_factory=dict)
 
     @property
     def label(self) -> str:
-        return "random weights" if self.weights == "random" else "real weights"
+        return {"random": "random weights", KNOWN_ANSWER: "known-answer model"}.get(self.weights, "real weights")
 
     def describe(self) -> dict:
         return {"model": self.name, "kind": self.kind, "weights": self.weights, "label": self.label,
@@ -219,8 +223,9 @@ def load_torchscript(path: Path) -> LoadedModel:
 
     if not path.is_file():
         raise AssetMissingError(f"TorchScript model not found: {path}")
+    extra = {KNOWN_ANSWER_EXTRA_FILE: ""}
     try:
-        module = torch.jit.load(str(path), map_location="cpu")
+        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     except (RuntimeError, ValueError) as exc:
         raise InputFileError(path, f"not a loadable TorchScript archive ({str(exc).splitlines()[0]})") from None
     module.eval()
@@ -228,7 +233,18 @@ def load_torchscript(path: Path) -> LoadedModel:
     # A TorchScript archive carries no config; one beside it tells the graph fuser the head count.
     beside = path.parent / "config.json"
     config = _read_config(beside) if beside.is_file() else {}
-    return LoadedModel(TorchScriptQA(module), str(path), "torchscript", "real", sha256_file(path), config)
+    weights = KNOWN_ANSWER if _archive_kind(path, extra[KNOWN_ANSWER_EXTRA_FILE]) == KNOWN_ANSWER else "real"
+    return LoadedModel(TorchScriptQA(module), str(path), "torchscript", weights, sha256_file(path), config)
+
+
+def _archive_kind(path: Path, text: str | bytes) -> str | None:
+    """The "kind" of an albert-ixrt TorchScript label (absent: None, a plain exported model)."""
+    if not text:
+        return None
+    try:
+        return json.loads(text).get("kind")
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        raise InputFileError(path, f"its {KNOWN_ANSWER_EXTRA_FILE} label is not a JSON object") from None
 
 
 class TorchScriptQA:

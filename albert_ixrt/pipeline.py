@@ -425,17 +425,19 @@ def time_advice(steps: list[Step], *, skip=(), limit: int | None = None,
 
 def judge_thresholds(result: EvalResult, model: LoadedModel, tiny: bool) -> tuple[str, dict]:
     """The reference thresholds (ByteMLPerf-compatible EM/F1, as the reference measured them) on
-    real weights over the whole dev set; a random-weight model or a partial run is not judged."""
+    real weights (or a known-answer model, judged the same way) over the whole dev set; a
+    random-weight model or a partial run is not judged."""
+    from .verdicts import reference_thresholds
+
     s = result.scores
     wanted = {"bytemlperf_exact_match": REFERENCE_EM_BYTEMLPERF, "bytemlperf_f1": REFERENCE_F1_BYTEMLPERF}
-    if model.weights != "real" or tiny:
+    if model.weights not in ("real", "known-answer") or tiny:
         return "skipped", {"reason": "random weights: accuracy is not judged", "thresholds": wanted}
     if s.questions != SQUAD_DEV_QUESTIONS:
         return "skipped", {"reason": f"{s.questions} questions evaluated, thresholds hold for the full dev set "
                                      f"({SQUAD_DEV_QUESTIONS})", "thresholds": wanted}
-    got = {"bytemlperf_exact_match": s.bytemlperf_exact_match, "bytemlperf_f1": s.bytemlperf_f1}
-    below = {k: (got[k], v) for k, v in wanted.items() if got[k] < v}
-    return ("failed" if below else "ok"), {"thresholds": wanted, "measured": got, "below": below}
+    verdict = reference_thresholds(s)
+    return ("ok" if verdict.passed else "failed"), {**verdict.detail, "message": verdict.message}
 
 
 def title_for(model: LoadedModel, tiny: bool) -> str:
@@ -450,6 +452,8 @@ def label_for(model: LoadedModel, tiny: bool) -> str:
         from .selftest import SELFTEST_LABEL
 
         return SELFTEST_LABEL
+    if model.weights == "known-answer":
+        return "known-answer model: proves the accuracy gate's verdict, not any model's accuracy"
     return "random weights: conversion and speed only, not accuracy" if model.weights == "random" else "real weights"
 
 
@@ -522,6 +526,9 @@ def render_markdown(report: dict, result=None) -> str:
                   f"{scores['f1']:.2f} |",
                   f"| ByteMLPerf-compatible (sums / {scores['features']} features) | "
                   f"{scores['bytemlperf_exact_match']:.2f} | {scores['bytemlperf_f1']:.2f} |", ""]
+    judged = steps.get("thresholds") or {}
+    if "message" in (judged.get("detail") or {}):
+        lines += [f"Reference thresholds: {judged['detail']['message']}", ""]
     for name, title in (("equivalence", "Equivalence with torch fp32"), ("bench", "Throughput and latency")):
         table = (steps.get(name, {}).get("detail") or {}).get("table")
         if table:

@@ -1,0 +1,48 @@
+"""The accuracy verdicts, each with a message that gives the measured figures, the threshold and
+the margin: the reference thresholds (ByteMLPerf-compatible EM/F1) and the MLPerf-style ratio
+(official F1 of the runner under test against the torch fp32 reference).
+
+Pure functions over ``SquadScores``: the pytest suite, ``albert-ixrt run`` and the known-answer
+tests all judge through these, so a verdict proven on a known-answer model is the same code that
+judges the real one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .config import MLPERF_F1_RATIO, REFERENCE_EM_BYTEMLPERF, REFERENCE_F1_BYTEMLPERF
+from .squad.metrics import SquadScores
+
+THRESHOLDS = {"bytemlperf_exact_match": REFERENCE_EM_BYTEMLPERF, "bytemlperf_f1": REFERENCE_F1_BYTEMLPERF}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    passed: bool
+    message: str
+    detail: dict = field(default_factory=dict)
+
+
+def reference_thresholds(scores: SquadScores) -> Verdict:
+    """ByteMLPerf-compatible EM >= 80.18 and F1 >= 87.57 (how the reference row was measured)."""
+    got = {"bytemlperf_exact_match": scores.bytemlperf_exact_match, "bytemlperf_f1": scores.bytemlperf_f1}
+    margin = {k: got[k] - v for k, v in THRESHOLDS.items()}
+    below = {k: (got[k], v) for k, v in THRESHOLDS.items() if not got[k] >= v}   # NaN counts as below
+    passed = not below
+    message = (f"{'PASS' if passed else 'FAIL'}: ByteMLPerf-compatible EM {got['bytemlperf_exact_match']:.3f} "
+               f"(threshold {REFERENCE_EM_BYTEMLPERF}, margin {margin['bytemlperf_exact_match']:+.3f}), "
+               f"F1 {got['bytemlperf_f1']:.3f} (threshold {REFERENCE_F1_BYTEMLPERF}, margin "
+               f"{margin['bytemlperf_f1']:+.3f}) over {scores.features} features; official SQuAD v1.1 "
+               f"EM {scores.exact_match:.3f} F1 {scores.f1:.3f} over {scores.questions} questions")
+    return Verdict(passed, message, {"thresholds": dict(THRESHOLDS), "measured": got,
+                                     "margin": {k: round(v, 3) for k, v in margin.items()}, "below": below})
+
+
+def mlperf_ratio(f1: float, reference_f1: float) -> Verdict:
+    """MLPerf Inference (BERT-99 style): official F1 >= 99% of the torch fp32 reference's."""
+    ratio = f1 / reference_f1 if reference_f1 else float("nan")
+    passed = ratio >= MLPERF_F1_RATIO
+    message = (f"{'PASS' if passed else 'FAIL'}: official F1 {f1:.3f} vs torch fp32 reference {reference_f1:.3f}: "
+               f"ratio {ratio:.4f} (threshold {MLPERF_F1_RATIO}, margin {ratio - MLPERF_F1_RATIO:+.4f})")
+    return Verdict(passed, message, {"f1": f1, "reference_f1": reference_f1, "ratio": ratio,
+                                     "threshold": MLPERF_F1_RATIO})

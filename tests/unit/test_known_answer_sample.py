@@ -1,0 +1,139 @@
+"""Known-answer models and the verdicts on data the project ships (the self-test sample and
+tokenizer), so this runs without the dev set; tests/accuracy/test_known_answer.py does the full
+dev-set proof."""
+import math
+from types import SimpleNamespace
+
+import pytest
+
+from albert_ixrt.config import MLPERF_F1_RATIO, REFERENCE_EM_BYTEMLPERF, REFERENCE_F1_BYTEMLPERF, SQUAD_DEV_QUESTIONS
+from albert_ixrt.squad.metrics import SquadScores
+from albert_ixrt.verdicts import mlperf_ratio, reference_thresholds
+
+
+def _scores(em, f1, questions=SQUAD_DEV_QUESTIONS):
+    return SquadScores(em + 2, f1 + 2, em, f1, questions, questions, 10866)
+
+
+def test_threshold_verdict_both_ways_with_figures_thresholds_and_margins():
+    on_the_line = reference_thresholds(_scores(REFERENCE_EM_BYTEMLPERF, REFERENCE_F1_BYTEMLPERF))
+    assert on_the_line.passed and on_the_line.message.startswith("PASS")
+    low_f1 = reference_thresholds(_scores(90.0, REFERENCE_F1_BYTEMLPERF - 0.001))
+    assert not low_f1.passed and list(low_f1.detail["below"]) == ["bytemlperf_f1"]
+    for text in ("FAIL", "EM 90.000", "threshold 80.18", "margin +9.820", "threshold 87.57", "margin -0.001",
+                 "official SQuAD v1.1 EM 92.000"):
+        assert text in low_f1.message, (text, low_f1.message)
+    assert not reference_thresholds(_scores(float("nan"), 99.0)).passed
+
+
+def test_mlperf_ratio_verdict_both_ways():
+    assert mlperf_ratio(MLPERF_F1_RATIO * 90.0, 90.0).passed
+    bad = mlperf_ratio(89.0, 90.0)
+    assert not bad.passed and "ratio 0.9889" in bad.message and "threshold 0.99" in bad.message
+    assert not mlperf_ratio(89.0, 0.0).passed and math.isnan(mlperf_ratio(89.0, 0.0).detail["ratio"])
+
+
+def test_run_judges_known_answer_models_like_real_weights():
+    from albert_ixrt.pipeline import judge_thresholds
+
+    known = SimpleNamespace(weights="known-answer")
+    assert judge_thresholds(SimpleNamespace(scores=_scores(90, 90)), known, False)[0] == "ok"
+    status, detail = judge_thresholds(SimpleNamespace(scores=_scores(90, 80)), known, False)
+    assert status == "failed" and "margin -7.570" in detail["message"]
+    assert judge_thresholds(SimpleNamespace(scores=_scores(90, 90)), SimpleNamespace(weights="random"),
+                            False)[0] == "skipped"
+
+
+@pytest.fixture(scope="module")
+def sample():
+    from albert_ixrt.selftest import selftest_spiece, squad_sample_path
+    from albert_ixrt.squad.data import load_squad
+    from albert_ixrt.squad.features import build_features
+    from albert_ixrt.tokenizer import AlbertTokenizer
+
+    examples = load_squad(squad_sample_path())
+    return examples, build_features(examples, AlbertTokenizer(selftest_spiece()))
+
+
+def _evaluate(model, examples, features, batch_size, bucket):
+    from albert_ixrt.evaluate import evaluate
+    from albert_ixrt.pipeline import make_runner
+
+    with make_runner("torch", model, "fp32") as runner:
+        return evaluate(runner, examples, features, batch_size=batch_size, bucket=bucket, progress=False,
+                        model_info=model.describe())
+
+
+@pytest.mark.parametrize("wrong", [0.0, 0.5])
+def test_known_answer_model_scores_what_its_table_says_through_every_batching(wrong, sample, tmp_path):
+    from albert_ixrt.known_answer import build_known_answer
+    from albert_ixrt.model import load_model
+    from albert_ixrt.squad.metrics import exact_match_score, f1_score
+
+    examples, features = sample
+    path, table, expected = build_known_answer(examples, features, wrong, tmp_path / "ka.pt")
+    assert table.meta["wrong_questions"] == round(wrong * len(examples))
+    model = load_model(path)
+    assert model.weights == "known-answer" and model.label == "known-answer model"
+    assert model.describe()["weights"] == "known-answer"
+    runs = [_evaluate(model, examples, features, bs, bucket) for bs, bucket in ((1, True), (1, False), (5, True))]
+    for r in runs:
+        assert r.predictions == runs[0].predictions
+        assert (r.scores.exact_match, r.scores.f1) == (expected.exact_match, expected.f1)
+    for ex in examples:
+        pred = runs[0].predictions[ex.qid]
+        best = max(f1_score(pred, g) for g in ex.answer_texts)
+        if ex.qid in table.wrong_qids:
+            assert pred and best == 0.0 and not any(exact_match_score(pred, g) for g in ex.answer_texts), pred
+        else:
+            assert best > 0.5, (pred, ex.answer_texts)
+    if wrong == 0.0:
+        assert expected.exact_match > 90.0
+
+
+def test_unknown_rows_get_flat_logits(sample, tmp_path):
+    import torch
+
+    from albert_ixrt.known_answer import LOW, build_table, scripted_module
+
+    examples, features = sample
+    module = scripted_module(build_table(examples, features, 0.0))
+    ids = torch.tensor(features[0].input_ids[None, :])     # a copy: the fixture's arrays stay as they are
+    start, end = module(ids, torch.ones_like(ids), torch.zeros_like(ids))
+    assert start.max().item() > LOW and int(start.argmax()) == features[0].start_position
+    ids[0, 2] += 1
+    start, end = module(ids, torch.ones_like(ids), torch.zeros_like(ids))
+    assert start.max().item() == LOW and end.max().item() == LOW
+    longer = torch.cat([torch.tensor(features[0].input_ids[None, :]), torch.zeros((1, 16), dtype=torch.long)], 1)
+    start, _ = module(longer, torch.ones_like(longer), torch.zeros_like(longer))    # extra padding: still known
+    assert start.shape == (1, longer.shape[1]) and int(start.argmax()) == features[0].start_position
+
+
+def test_a_malformed_label_is_one_clear_error(tmp_path):
+    import torch
+
+    from albert_ixrt.errors import InputFileError
+    from albert_ixrt.model import KNOWN_ANSWER_EXTRA_FILE, load_model
+
+    class Flat(torch.nn.Module):
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return input_ids.float(), input_ids.float()
+
+    path = tmp_path / "m.pt"
+    torch.jit.save(torch.jit.script(Flat()), str(path), _extra_files={KNOWN_ANSWER_EXTRA_FILE: "not json"})
+    with pytest.raises(InputFileError, match="albert_ixrt.json label is not a JSON object"):
+        load_model(path)
+    torch.jit.save(torch.jit.script(Flat()), str(path))
+    assert load_model(path).weights == "real"
+
+
+def test_bad_fraction_and_file_name_are_one_line_errors(tmp_path, capsys):
+    from albert_ixrt.cli import main
+
+    assert main(["known-answer", "--wrong", "1.5", "--out", str(tmp_path / "m.pt"), "--quiet"]) == 2
+    assert "--wrong must be a fraction in [0, 1], got 1.5" in capsys.readouterr().err
+    assert main(["known-answer", "--wrong", "0.1", "--out", str(tmp_path / "m.onnx"), "--quiet"]) == 2
+    assert "m.onnx: a TorchScript file name must end in .pt" in capsys.readouterr().err
+    assert main(["known-answer", "--wrong", "0.1", "--seed", "-1", "--out", str(tmp_path / "m.pt"), "--quiet"]) == 2
+    assert "--seed must be >= 0, got -1" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
