@@ -37,6 +37,9 @@ def add_runner_args(p: argparse.ArgumentParser) -> None:
                                                    "tensorrt (its TensorRT execution provider)")
     p.add_argument("--threads", type=int, help="CPU threads (torch intra-op / onnxruntime intra_op_num_threads)")
     p.add_argument("--compile", action="store_true", help="torch: torch.compile (CUDA graphs on a GPU)")
+    from . import add_compile_args
+
+    add_compile_args(p)
     p.add_argument("--graph-optimization-level", default="all", choices=("disable", "basic", "extended", "all"),
                    help="onnxruntime graph optimisation level")
     p.add_argument("--engine-cache", help="tensorrt/ixrt: folder of cached engines (default: the user cache)")
@@ -94,7 +97,9 @@ def build_runner(args, model, batch_sizes=(1, 16), seq_lens=(384,)):
             import torch
 
             torch.set_num_threads(args.threads)
-        kw = {"device": args.device, "compile": args.compile}
+        from . import compile_kwargs
+
+        kw = compile_kwargs(args)
     elif args.backend == "onnxruntime":
         kw = {"device": args.device, "intra_op_threads": args.threads,
               "graph_optimization_level": args.graph_optimization_level}
@@ -147,6 +152,10 @@ def run(args) -> int:
         report = run_benchmark(runner, features, settings, model_info=info, vocab_size=vocab,
                                on_result=lambda r: print(f"  batch {r.batch_size:>3} seq {r.seq_len} {r.transfer}: "
                                                          f"{r.sequences_per_s:.1f} seq/s", file=sys.stderr))
+    desc = runner.describe()
+    if desc.get("compile_mode"):
+        print(f"torch.compile mode {desc['compile_mode']}: {desc['compile_seconds']:.1f} s compiling "
+              f"{len(desc['compiled_shapes'])} shapes (not in the timings)", file=sys.stderr)
     if info.get("weights") == "random":
         print("random weights: speed only", file=sys.stderr)
     print(format_table(report.results))
