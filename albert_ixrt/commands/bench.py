@@ -135,7 +135,9 @@ def features_for(args, model, settings=None):
 
 
 def run(args) -> int:
-    from ..bench import BenchSettings, format_table, run_benchmark
+    from dataclasses import asdict
+
+    from ..bench import BenchReport, BenchSettings, environment, format_table, run_benchmark
     from ..config import DEFAULT_SQUAD, SquadSettings
 
     batch_sizes = (1, 2, 4, 8, 16, 32) if args.sweep else tuple(args.batch_size)
@@ -149,9 +151,16 @@ def run(args) -> int:
     with build_runner(args, model, batch_sizes, seq_lens) as runner:  # first: a missing backend fails fast
         features, vocab = features_for(args, model, squad)
         print(f"{runner.describe()}", file=sys.stderr)
-        report = run_benchmark(runner, features, settings, model_info=info, vocab_size=vocab,
-                               on_result=lambda r: print(f"  batch {r.batch_size:>3} seq {r.seq_len} {r.transfer}: "
-                                                         f"{r.sequences_per_s:.1f} seq/s", file=sys.stderr))
+        done = []
+
+        def on_result(r):
+            print(f"  batch {r.batch_size:>3} seq {r.seq_len} {r.transfer}: {r.sequences_per_s:.1f} seq/s, "
+                  f"{r.latency.mean_ms:.3f} ms mean", file=sys.stderr)
+            done.append(r)
+            if args.json:  # after every point, so a run stopped by a time limit keeps what it measured
+                BenchReport(list(done), environment(), info, asdict(settings)).write(args.json)
+
+        report = run_benchmark(runner, features, settings, model_info=info, vocab_size=vocab, on_result=on_result)
     desc = runner.describe()
     if desc.get("compile_mode"):
         print(f"torch.compile mode {desc['compile_mode']}: {desc['compile_seconds']:.1f} s compiling "
