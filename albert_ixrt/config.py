@@ -105,13 +105,15 @@ GPU_FULL_DEV_EVAL_MAX_S = 10.0           # whole dev set, wall after the model i
 # torch.compile shape buckets (issue 9).  A compiled graph (and its CUDA graph) serves one static
 # shape, and dynamo recompiles for every new one, so the torch runner pads each batch up to a
 # bucket: batch to the next power of two (at most 9 sizes up to 256; beyond it a multiple of
-# 256), sequence length to the next multiple of 64 (6 lengths up to 384).  Padding rows repeat a
-# real row and padding positions are masked out, so answers do not change; the cost is at most
-# 2x rows (only the last batch of an evaluation) and < 64 masked tokens per sequence, against
-# tens of seconds per recompile with max-autotune.  At most 9 x 6 = 54 graphs, usually a handful.
+# 256), sequence length to the next multiple of 128 (3 lengths up to 384).  Padding rows repeat a
+# real row and padding positions are masked out, so answers do not change.  The cost: at most 2x
+# rows (only the last batch of an evaluation) and < 128 masked tokens per sequence (dev features
+# average 182 tokens: ~1.35x the exact-length work, ~1.18x with multiples of 64), against 15-60 s
+# per compiled shape (more with max-autotune): a whole-dev evaluation at one batch size compiles
+# 3-4 shapes instead of 6-7.  At most 9 x 3 = 27 graphs up to 384 tokens, usually a handful.
 # --------------------------------------------------------------------------------------------
 COMPILE_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-COMPILE_SEQ_MULTIPLE = 64
+COMPILE_SEQ_MULTIPLE = 128
 #: torch.compile modes the CLI offers; on a GPU "reduce-overhead" (CUDA graphs) is the default,
 #: "max-autotune" (CUDA graphs + GEMM autotuning) is for peak throughput at a longer compile.
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")

@@ -187,7 +187,9 @@ class TorchRunner(Runner):
         t = self._torch
         for batch, seq in sorted(set(shapes)):
             ids = t.full((batch, seq), 2, dtype=t.long, device=self.device)
-            self.infer_tensors((ids, t.ones_like(ids), t.zeros_like(ids)))
+            # CUDA-graph modes record the graph on a shape's second call: do that now too.
+            for _ in range(2 if self.uses_cuda_graphs else 1):
+                self.infer_tensors((ids, t.ones_like(ids), t.zeros_like(ids)))
         self.synchronize()
         return time.perf_counter() - t0
 
