@@ -146,3 +146,14 @@ def test_compiled_evaluation_reports_compile_apart_and_keeps_the_answers(tiny_mo
     t = compiled.timings
     assert t["compile_s"] > 0 and 1 <= t["compiled_shapes"] <= 3 and t["inference_s"] > 0
     assert compiled.runner["compiled_shapes"] and len(compiled.runner["compiled_shapes"]) == t["compiled_shapes"]
+
+
+def test_compile_mode_without_compile_is_one_clear_line(squad_path, tmp_path, capsys):
+    from albert_ixrt.cli import main
+
+    assert main(["evaluate", "--model", "tiny", "--squad", str(squad_path), "--limit", "2", "--quiet",
+                 "--device", "cpu", "--compile-mode", "max-autotune", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--compile-mode needs --compile" in err and "Traceback" not in err
+    with pytest.raises(SystemExit):
+        main(["bench", "--model", "tiny", "--compile", "--compile-mode", "fastest"])
