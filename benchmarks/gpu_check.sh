@@ -98,7 +98,7 @@ EOF
 cat "$LOG/environment.log"
 
 # --- 1. perf tests, serial and alone (timings must not share the CPU with the suite) ------------
-step perf 60 python3 -m pytest "${PERF[@]}" -m perf -p no:xdist -p no:cacheprovider --junitxml="$OUTDIR/junit-perf.xml"
+step perf 75 python3 -m pytest "${PERF[@]}" -m perf -p no:xdist -p no:cacheprovider --junitxml="$OUTDIR/junit-perf.xml"
 # --- 2. conversion / accuracy / unit suite on the CPU cores, in the background ------------------
 SUITE_CAP=$(( $(left) - 20 )); (( SUITE_CAP < 5 )) && SUITE_CAP=5
 step suite "$SUITE_CAP" python3 -m pytest "${SUITE[@]}" -m "not perf" -p no:cacheprovider --junitxml="$OUTDIR/junit.xml" &
@@ -107,10 +107,10 @@ SUITE_PID=$!
 # shellcheck disable=SC2086
 step bench_eager 45 "${BENCH[@]}" --batch-size $BATCHES --json "$WORK/bench_eager.json"
 # shellcheck disable=SC2086
-step bench_compiled 120 "${BENCH[@]}" --batch-size $CBATCHES --compile --compile-mode "$COMPILE_MODE" \
+step bench_compiled 115 "${BENCH[@]}" --batch-size $CBATCHES --compile --compile-mode "$COMPILE_MODE" \
     --json "$WORK/bench_compiled.json"
 # --- 4. whole dev set, compiled and bucketed (wall after load, compile apart) -------------------
-step evaluate 110 "${CLI[@]}" evaluate "${MODEL[@]}" --backend torch --precision "$PREC" \
+step evaluate 105 "${CLI[@]}" evaluate "${MODEL[@]}" --backend torch --precision "$PREC" \
     "${EVAL[@]}" --quiet --out "$WORK/eval"
 # --- 5. peak throughput with GEMM autotuning, if time is left ---------------------------------
 if [[ $DRY == 0 ]] && (( $(left) > 75 )); then
