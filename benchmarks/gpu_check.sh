@@ -64,6 +64,9 @@ else
     EVAL=(--device cuda --compile --batch-size 256); SUITE=(-q -n 4); PERF=(-q)
     COMPILE_MODE=reduce-overhead
 fi
+if [[ $DRY == 0 ]] && ! python3 -c 'import xdist' 2>/dev/null; then
+    SUITE=(-q); echo "pytest-xdist missing: the suite runs in one process" | tee -a "$LOG/setup.log"
+fi
 CLI=(python3 -m albert_ixrt.cli)
 BENCH=("${CLI[@]}" bench "${MODEL[@]}" --backend torch --precision "$PREC" --device "$DEVICE"
        --seq-len "$SEQ" --transfers both "${ITER[@]}")
