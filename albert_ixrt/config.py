@@ -103,9 +103,31 @@ CPU_FP32_OF_MATMUL_MIN = 0.90
 CPU_REDUCED_SPEEDUP_MIN = 2.5
 #: Whole-dev-set evaluation on the 2-core CPU with the fastest path (minutes).
 CPU_FULL_DEV_EVAL_MAX_MINUTES = 20
-#: GPU goals when a lent H100 runs torch CUDA fp16 / torch.compile (issue 4).
-GPU_BATCH1_LATENCY_MAX_MS = 1.0
-GPU_PEAK_MIN_SEQ_PER_S = 5000
+#: GPU benchmark targets (issue 9; benchmarks/gpu_check.sh reports them, no timed test asserts
+#: them): H100/H200, torch fp16, albert-base twin, seq 384.  Issue 9 measured on an H200: compiled
+#: batch 1 at 0.77 ms device-only, 3,829 seq/s at batch 64 (the eager-attention model), stock
+#: max-autotune on SDPA ALBERT 5,719 seq/s (56% of the ~10,200 seq/s fp16 matmul ceiling), and the
+#: whole dev set in 23 s at batch 64; these targets ask for the SDPA + compiled, bucketed path.
+GPU_BATCH1_LATENCY_MAX_MS = 0.6          # device-only, batch 1
+GPU_PEAK_MIN_SEQ_PER_S = 6000            # best batch of the 1..256 sweep
+GPU_FULL_DEV_EVAL_MAX_S = 10.0           # whole dev set, wall after the model is loaded, compile apart
+
+# --------------------------------------------------------------------------------------------
+# torch.compile shape buckets (issue 9).  A compiled graph (and its CUDA graph) serves one static
+# shape, and dynamo recompiles for every new one, so the torch runner pads each batch up to a
+# bucket: batch to the next power of two (at most 9 sizes up to 256; beyond it a multiple of
+# 256), sequence length to the next multiple of 128 (3 lengths up to 384).  Padding rows repeat a
+# real row and padding positions are masked out, so answers do not change.  The cost: at most 2x
+# rows (only the last batch of an evaluation) and < 128 masked tokens per sequence (dev features
+# average 182 tokens: ~1.35x the exact-length work, ~1.18x with multiples of 64), against 15-60 s
+# per compiled shape (more with max-autotune): a whole-dev evaluation at one batch size compiles
+# 3-4 shapes instead of 6-7.  At most 9 x 3 = 27 graphs up to 384 tokens, usually a handful.
+# --------------------------------------------------------------------------------------------
+COMPILE_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+COMPILE_SEQ_MULTIPLE = 128
+#: torch.compile modes the CLI offers; on a GPU "reduce-overhead" (CUDA graphs) is the default,
+#: "max-autotune" (CUDA graphs + GEMM autotuning) is for peak throughput at a longer compile.
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 # --------------------------------------------------------------------------------------------

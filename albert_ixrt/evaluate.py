@@ -76,6 +76,9 @@ class EvalResult:
     runner: dict
     model: dict = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
+    #: seconds per phase: compile_s (compiled runners, before inference), inference_s, postprocess_s,
+    #: and features_s when the caller built the features (the evaluate command)
+    timings: dict = field(default_factory=dict)
 
     @property
     def features_per_second(self) -> float:
@@ -84,7 +87,7 @@ class EvalResult:
     def metrics_json(self) -> dict:
         out = {"scores": self.scores.as_dict(), "runner": self.runner, "model": self.model,
                "settings": self.settings, "seconds": round(self.seconds, 3),
-               "features_per_second": round(self.features_per_second, 3)}
+               "features_per_second": round(self.features_per_second, 3), "timings": self.timings}
         if self.model.get("weights") == "random":
             out["warning"] = "random weights: these scores say nothing about the model's accuracy"
         elif self.model.get("weights") == "known-answer":
@@ -101,10 +104,18 @@ class EvalResult:
 def evaluate(runner: Runner, examples: Sequence[Example], features: Sequence[Feature], *, batch_size: int = 8,
              bucket: bool = True, settings: SquadSettings = DEFAULT_SQUAD, progress: bool = True,
              model_info: dict | None = None) -> EvalResult:
+    timings = {}
+    if getattr(runner, "compiled", False) and hasattr(runner, "warmup"):
+        # Compile every shape the plan needs first, so compile time is reported apart from inference.
+        shapes = {(len(idx), seq) for idx, seq in plan_batches(features, batch_size, bucket)}
+        timings["compile_s"] = round(runner.warmup(runner.shapes_for(shapes)), 3)
+        timings["compiled_shapes"] = len(runner.shapes_for(shapes))
     t0 = time.perf_counter()
     logits = run_features(runner, features, batch_size, bucket, progress)
     seconds = time.perf_counter() - t0
+    t1 = time.perf_counter()
     predictions = predictions_from_logits(examples, features, logits, settings)
     scores = score(examples, predictions, num_features=len(features))
+    timings.update(inference_s=round(seconds, 3), postprocess_s=round(time.perf_counter() - t1, 3))
     return EvalResult(predictions, scores, seconds, len(features), runner.describe(), model_info or {},
-                      {**settings.__dict__, "batch_size": batch_size, "bucket": bucket})
+                      {**settings.__dict__, "batch_size": batch_size, "bucket": bucket}, timings)

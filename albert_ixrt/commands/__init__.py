@@ -106,6 +106,34 @@ def add_model_args(p: argparse.ArgumentParser, default: str | None = None) -> No
                    help="build the seeded random-weight shape twin (speed/conversion only, never accuracy)")
 
 
+def add_compile_args(p: argparse.ArgumentParser) -> None:
+    """torch-only options: device, torch.compile and its mode, attention kernel."""
+    from ..config import COMPILE_MODES
+
+    if not any("--device" in a.option_strings for a in p._actions):
+        p.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    if not any("--compile" in a.option_strings for a in p._actions):
+        p.add_argument("--compile", action="store_true", help="torch: torch.compile (CUDA graphs on a GPU), "
+                                                             "batches padded to shape buckets (config.py)")
+    p.add_argument("--compile-mode", choices=COMPILE_MODES,
+                   help="torch.compile mode (default: reduce-overhead on a GPU, default on the CPU); "
+                        "max-autotune for peak throughput at a longer compile")
+    p.add_argument("--attention", default="sdpa", choices=("sdpa", "eager"),
+                   help="torch attention kernel for inference (default sdpa; export always uses eager)")
+
+
+def compile_kwargs(args) -> dict:
+    """Runner keyword arguments of add_compile_args' options (torch backend only)."""
+    if getattr(args, "backend", "torch") != "torch":
+        return {}
+    if getattr(args, "compile_mode", None) and not args.compile:
+        from ..errors import AlbertIxrtError
+
+        raise AlbertIxrtError("--compile-mode needs --compile")
+    return {"device": args.device, "compile": args.compile, "compile_mode": args.compile_mode,
+            "attention": args.attention}
+
+
 def add_squad_args(p: argparse.ArgumentParser, required: bool = False) -> None:
     p.add_argument("--squad", required=required, type=input_file("SQuAD JSON file"),
                    help="SQuAD v1.1 JSON (default: the official dev set)")

@@ -31,6 +31,9 @@ def add_runner_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=positive_int,
                    help="CPU threads (torch intra-op / onnxruntime intra_op_num_threads)")
     p.add_argument("--compile", action="store_true", help="torch: torch.compile (CUDA graphs on a GPU)")
+    from . import add_compile_args
+
+    add_compile_args(p)
     p.add_argument("--graph-optimization-level", default="all", choices=("disable", "basic", "extended", "all"),
                    help="onnxruntime graph optimisation level")
     p.add_argument("--engine-cache", help="tensorrt/ixrt: folder of cached engines (default: the user cache)")
@@ -95,7 +98,9 @@ def build_runner(args, model, batch_sizes=(1, 16), seq_lens=(384,)):
             import torch
 
             torch.set_num_threads(args.threads)
-        kw = {"device": args.device, "compile": args.compile}
+        from . import compile_kwargs
+
+        kw = compile_kwargs(args)
     elif args.backend == "onnxruntime":
         kw = {"device": args.device, "intra_op_threads": args.threads,
               "graph_optimization_level": args.graph_optimization_level}
@@ -131,7 +136,9 @@ def features_for(args, model, settings=None):
 
 
 def run(args) -> int:
-    from ..bench import BenchSettings, format_table, run_benchmark
+    from dataclasses import asdict
+
+    from ..bench import BenchReport, BenchSettings, environment, format_table, run_benchmark
     from ..config import DEFAULT_SQUAD, SquadSettings
 
     batch_sizes = (1, 2, 4, 8, 16, 32) if args.sweep else tuple(args.batch_size)
@@ -146,9 +153,20 @@ def run(args) -> int:
     with build_runner(args, model, batch_sizes, seq_lens) as runner:  # first: a missing backend fails fast
         features, vocab = features_for(args, model, squad)
         print(f"{runner.describe()}", file=sys.stderr)
-        report = run_benchmark(runner, features, settings, model_info=info, vocab_size=vocab,
-                               on_result=lambda r: print(f"  batch {r.batch_size:>3} seq {r.seq_len} {r.transfer}: "
-                                                         f"{r.sequences_per_s:.1f} seq/s", file=sys.stderr))
+        done = []
+
+        def on_result(r):
+            print(f"  batch {r.batch_size:>3} seq {r.seq_len} {r.transfer}: {r.sequences_per_s:.1f} seq/s, "
+                  f"{r.latency.mean_ms:.3f} ms mean", file=sys.stderr)
+            done.append(r)
+            if args.json:  # after every point, so a run stopped by a time limit keeps what it measured
+                BenchReport(list(done), environment(), info, asdict(settings)).write(args.json)
+
+        report = run_benchmark(runner, features, settings, model_info=info, vocab_size=vocab, on_result=on_result)
+    desc = runner.describe()
+    if desc.get("compile_mode"):
+        print(f"torch.compile mode {desc['compile_mode']}: {desc['compile_seconds']:.1f} s compiling "
+              f"{len(desc['compiled_shapes'])} shapes (not in the timings)", file=sys.stderr)
     if info.get("weights") == "random":
         print("random weights: speed only", file=sys.stderr)
     print(format_table(report.results))

@@ -34,7 +34,10 @@ def test_shards_are_contiguous_disjoint_and_complete():
 
 
 def test_sharded_evaluation_merges_to_the_single_run(squad_path, tmp_path, capsys):
-    common = ["--model", "tiny", "--squad", str(squad_path), "--batch-size", "4", "--limit", "40", "--quiet"]
+    # On the CPU on every machine: this checks the split and the merge, and GPU kernels chosen per
+    # batch shape could flip a near-tie of the tiny random model's logits between the two runs.
+    common = ["--model", "tiny", "--squad", str(squad_path), "--batch-size", "4", "--limit", "40", "--quiet",
+              "--device", "cpu"]
     assert main(["evaluate", *common, "--out", str(tmp_path / "single")]) == 0
     for i in (1, 2, 3):
         assert main(["evaluate", *common, "--shard", f"{i}/3", "--out", str(tmp_path / f"s{i}")]) == 0

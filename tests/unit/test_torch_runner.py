@@ -53,3 +53,107 @@ def test_unknown_backend_and_precision_are_reported():
         create_runner("nope")
     with pytest.raises(BackendUnavailable, match="precision 'int3'"):
         create_runner("torch", model=object(), precision="int3")
+
+
+# ------------------------------------------------------------------------------------------------
+# The fast path (issue 9): SDPA attention on the runner's own copy, compiled shape buckets.
+# ------------------------------------------------------------------------------------------------
+def _ragged_feed(rows=3, seq=50, vocab=1000):
+    ids = np.random.default_rng(0).integers(5, vocab, (rows, seq))
+    mask = np.ones_like(ids)
+    for r in range(1, rows):
+        mask[r, seq - 13 * r:] = 0
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+
+
+def _max_diff(a, b, mask):
+    return max(float(np.abs(x - y)[mask > 0].max()) for x, y in zip(a, b))
+
+
+def test_buckets_round_up_to_the_configured_sizes():
+    from albert_ixrt.config import COMPILE_BATCH_BUCKETS, COMPILE_SEQ_MULTIPLE
+    from albert_ixrt.runners.torch_runner import bucket_batch, bucket_seq
+
+    assert [bucket_batch(b) for b in (1, 2, 3, 5, 100, 256, 257)] == [1, 2, 4, 8, 128, 256, 512]
+    assert [bucket_seq(s) for s in (1, 128, 129, 183, 384)] == [128, 128, 256, 256, 384]
+    assert COMPILE_SEQ_MULTIPLE == 128 and COMPILE_BATCH_BUCKETS[-1] == 256
+    with pytest.raises(ValueError):
+        bucket_batch(0)
+    with pytest.raises(ValueError):
+        bucket_seq(0)
+
+
+def test_sdpa_runner_matches_eager_and_leaves_the_export_model_eager(tiny_model):
+    feed = _ragged_feed()
+    sdpa = create_runner("torch", model=tiny_model, device="cpu")
+    eager = create_runner("torch", model=tiny_model, device="cpu", attention="eager")
+    assert sdpa.describe()["attention"] == "sdpa" and eager.describe()["attention"] == "eager"
+    assert sdpa.module.hf.config._attn_implementation == "sdpa"
+    assert tiny_model.module.hf.config._attn_implementation == "eager"      # what export needs
+    assert _max_diff(sdpa.infer(feed), eager.infer(feed), feed["attention_mask"]) < 1e-5
+
+
+def test_compiled_runner_pads_to_buckets_and_reuses_graphs(tiny_model, monkeypatch):
+    # backend "eager": dynamo traces and guards on shapes like inductor, without code generation.
+    ref = create_runner("torch", model=tiny_model, device="cpu")
+    run = create_runner("torch", model=tiny_model, device="cpu", compile=True, compile_backend="eager")
+    assert run.describe()["backend"] == "torch.compile" and run.describe()["compile_mode"] == "default"
+    feed = _ragged_feed(3, 50)
+    start, end = run.infer(feed)
+    assert start.shape == end.shape == (3, 50)                         # cut back to the request
+    assert _max_diff((start, end), ref.infer(feed), feed["attention_mask"]) < 1e-5
+    assert run.describe()["compiled_shapes"] == [(4, 128)]
+    run.infer(_ragged_feed(4, 60))                                     # same bucket: no new graph
+    assert run.describe()["compiled_shapes"] == [(4, 128)]
+    run.infer(_ragged_feed(5, 130))
+    assert run.describe()["compiled_shapes"] == [(4, 128), (8, 256)]
+    assert run.describe()["compile_seconds"] > 0
+    assert run.shapes_for({(3, 50), (4, 60)}) == {(4, 128)} and ref.shapes_for({(3, 50)}) == {(3, 50)}
+
+    # Planted bad: padding positions left unmasked change the answers, and the check sees it.
+    def unmasked_pad(tensors):
+        import torch
+
+        return tuple(torch.nn.functional.pad(x, (0, 78), value=1) for x in tensors)
+    monkeypatch.setattr(run, "_pad_to_bucket", unmasked_pad)
+    assert _max_diff(run.infer(feed), ref.infer(feed), feed["attention_mask"]) > 1e-3
+
+
+def test_compile_options_are_checked(tiny_model):
+    from albert_ixrt.errors import BackendUnavailable
+
+    with pytest.raises(BackendUnavailable, match="compile mode 'fastest'"):
+        create_runner("torch", model=tiny_model, device="cpu", compile=True, compile_mode="fastest")
+    with pytest.raises(BackendUnavailable, match="attention 'flash'"):
+        create_runner("torch", model=tiny_model, device="cpu", attention="flash")
+
+
+def test_compiled_evaluation_reports_compile_apart_and_keeps_the_answers(tiny_model, dev_examples):
+    from albert_ixrt.evaluate import evaluate
+    from albert_ixrt.pipeline import resolve_tokenizer
+    from albert_ixrt.squad.features import build_features
+    from albert_ixrt.tokenizer import AlbertTokenizer
+
+    tok = AlbertTokenizer(resolve_tokenizer(tiny_model, None))
+    examples = dev_examples[:20]
+    features = build_features(examples, tok)
+    plain = evaluate(create_runner("torch", model=tiny_model, device="cpu"), examples, features, batch_size=8,
+                     progress=False)
+    compiled = evaluate(create_runner("torch", model=tiny_model, device="cpu", compile=True, compile_backend="eager"),
+                        examples, features, batch_size=8, progress=False)
+    assert compiled.predictions == plain.predictions
+    assert "compile_s" not in plain.timings and plain.timings["inference_s"] > 0
+    t = compiled.timings
+    assert t["compile_s"] > 0 and 1 <= t["compiled_shapes"] <= 3 and t["inference_s"] > 0
+    assert compiled.runner["compiled_shapes"] and len(compiled.runner["compiled_shapes"]) == t["compiled_shapes"]
+
+
+def test_compile_mode_without_compile_is_one_clear_line(squad_path, tmp_path, capsys):
+    from albert_ixrt.cli import main
+
+    assert main(["evaluate", "--model", "tiny", "--squad", str(squad_path), "--limit", "2", "--quiet",
+                 "--device", "cpu", "--compile-mode", "max-autotune", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--compile-mode needs --compile" in err and "Traceback" not in err
+    with pytest.raises(SystemExit):
+        main(["bench", "--model", "tiny", "--compile", "--compile-mode", "fastest"])
