@@ -20,7 +20,7 @@ def unknown_options(text: str) -> list[str]:
     """`albert-ixrt CMD ... --opt` mentions (code blocks and inline code) whose --opt CMD lacks."""
     known = _options_by_command()
     bad = []
-    for m in re.finditer(r"albert-ixrt ([a-z]+)([^`\n#|]*)", text):
+    for m in re.finditer(r"albert-ixrt ([a-z][a-z-]*[a-z])([^`\n#|]*)", text):
         cmd, rest = m.group(1), m.group(2)
         if cmd not in known:
             bad.append(f"albert-ixrt {cmd} (no such command)")
