@@ -66,7 +66,10 @@ def test_title_and_runner_line_say_what_ran_in_words(skip_bench_run):
     md = skip_bench_run["md"]
     assert md.startswith("# albert-ixrt acceptance run: self-test (tiny random-weight model)\n")
     assert "(real)" not in md and "{'" not in md and "'backend'" not in md
-    assert "- runner: torch fp32 on cpu, threads " in md
+    # The run's default device is the GPU where torch sees one: the line names what ran.
+    import torch
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    assert f"- runner: torch fp32 on {device}, threads " in md
 
 
 def test_previous_verdict_is_replaced(skip_bench_run):

@@ -21,7 +21,7 @@ import pytest
 
 from albert_ixrt import trt_api
 from albert_ixrt.trt_api import REMOVED_IN_11, USED_API, TrtApi
-from albert_ixrt.trt_bindings import RELEASES, BindingsUnavailable, dump_members, load_fixture
+from albert_ixrt.trt_bindings import RELEASES, BindingsUnavailable, dump_members, fixture_path, load_fixture
 from trt_fakes import LABELS, make_fake_trt, member_lists
 
 PACKAGE = Path(trt_api.__file__).resolve().parent
@@ -76,6 +76,13 @@ def live_members(request):
             pytest.skip(reason)
         return cache[label]
     return get
+
+
+def test_every_committed_member_list_is_one_the_fakes_use():
+    """No stale or missing file in fixtures/tensorrt_api: exactly one member list per generation."""
+    committed = sorted(p.name for p in fixture_path("trt8").parent.glob("*.json"))
+    assert committed == ["trt10.json", "trt11.json", "trt8.json"]
+    assert committed == sorted(fixture_path(label).name for label in LABELS)
 
 
 @pytest.mark.parametrize("label", LABELS)
