@@ -120,11 +120,13 @@ def run_graph(path, boundaries: dict, feeds: Sequence, backend: str, precision: 
 
     exposed = expose_boundaries(load_onnx(path), boundaries)
     with tempfile.TemporaryDirectory(prefix="layerwise-") as tmp:
-        exposed_path = Path(tmp) / "exposed.onnx"
         import onnx
 
+        exposed_path = Path(tmp) / "exposed.onnx"
         onnx.save(exposed, str(exposed_path))
-        with graph_runner(exposed_path, backend, precision) as runner:
+        from polygraphy.logger import G_LOGGER
+
+        with G_LOGGER.verbosity(G_LOGGER.ERROR), graph_runner(exposed_path, backend, precision) as runner:
             outputs = [runner.infer(feed) for feed in feeds]
     return [OrderedDict((name, np.asarray(out[tensor], dtype=np.float32)) for name, tensor in boundaries.items())
             for out in outputs]
@@ -292,3 +294,32 @@ def layerwise(model: LoadedModel, onnx_path, feeds: Iterable, *, precision: str 
     return LayerwiseResult(str(label or onnx_path), backend, precision, model.weights,
                            [list(f["input_ids"].shape) for f in feed_list], tolerances, rows,
                            time.perf_counter() - began)
+
+
+def first_layers_over(model: LoadedModel, stage_files: dict, feeds: Iterable, stages: Iterable[str],
+                      precisions: dict | None = None) -> dict[str, str]:
+    """For each failing stage of an equivalence check: "layer k" (the first row over tolerance),
+    "none" when no row is, or why the layers could not be compared (torch runs once for all)."""
+    from tqdm import tqdm
+
+    from .config import STAGE_PRECISION
+
+    precisions = {**STAGE_PRECISION, **(precisions or {})}
+    feed_list = list(feeds)
+    found, reference = {}, None
+    for stage in tqdm(list(stages), desc="layerwise", unit="stage", leave=False, disable=len(stage_files) < 2):
+        try:
+            if reference is None:
+                reference = torch_boundaries(model, feed_list)
+            result = layerwise(model, stage_files[stage], feed_list, precision=precisions.get(stage, "fp32"),
+                               reference=reference, label=stage)
+        except AlbertIxrtError as exc:
+            found[stage] = f"not compared ({exc})"
+            continue
+        found[stage] = result.first_over_tolerance or "none"
+    return found
+
+
+def first_layer_lines(found: dict[str, str]) -> list[str]:
+    """One line per stage, as failure messages and report.md say it."""
+    return [f"stage {stage!r}: first layer over tolerance: {first}" for stage, first in found.items()]
