@@ -305,9 +305,9 @@ def first_layers_over(model: LoadedModel, stage_files: dict, feeds: Iterable, st
     from .config import STAGE_PRECISION
 
     precisions = {**STAGE_PRECISION, **(precisions or {})}
-    feed_list = list(feeds)
+    feed_list, stages = list(feeds), list(stages)
     found, reference = {}, None
-    for stage in tqdm(list(stages), desc="layerwise", unit="stage", leave=False, disable=len(stage_files) < 2):
+    for stage in tqdm(stages, desc="layerwise", unit="stage", leave=False, disable=len(stages) < 2):
         try:
             if reference is None:
                 reference = torch_boundaries(model, feed_list)
