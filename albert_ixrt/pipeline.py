@@ -81,16 +81,23 @@ def convert_for_backend(model: LoadedModel, backend: str, precision: str) -> Pat
     """Convert ``model`` (each stage cached by content hash) and return the graph ``backend``
     starts from (``export.ENGINE_INPUTS``): TensorRT/ixRT the simplified standard-op graph
     (strongly typed TensorRT fp16: its fp16 twin ``trt_fp16``), onnxruntime the fused one."""
-    from .export import convert, stage_paths
+    from .export import stage_paths
 
-    out = assets.CACHE_DIR / "onnx" / model.source_sha256[:16]
-    manifest = convert(model, out, progress=True)
+    out, manifest = converted(model)
     typing = None
     if backend in ("tensorrt", "ixrt"):
         from .trt_api import detect_typing
 
         typing = detect_typing(backend)
     return stage_paths(manifest, out)[engine_stage(manifest, out, backend, precision, typing)]
+
+
+def converted(model: LoadedModel, progress: bool = True) -> tuple[Path, dict]:
+    """(folder, manifest) of ``model``'s conversion in the cache (each stage reused when unchanged)."""
+    from .export import convert
+
+    out = assets.CACHE_DIR / "onnx" / model.source_sha256[:16]
+    return out, convert(model, out, progress=progress)
 
 
 def engine_stage(manifest: dict, out, backend: str, precision: str, typing: str | None = None) -> str:
@@ -320,13 +327,14 @@ def run_acceptance(*, profile: str = "real", model_spec: str | None = None, rand
             from .compare import SquadFeeds, compare_manifest
 
             with timer("equivalence") as step:
-                eq = compare_manifest(model, manifest, onnx_dir, SquadFeeds(features[:EQUIVALENCE_FEATURES], 8))
+                feeds = SquadFeeds(features[:EQUIVALENCE_FEATURES], 8)
+                eq = compare_manifest(model, manifest, onnx_dir, feeds)
                 write_json_atomic(out_dir / "equivalence.json", eq.to_dict())
                 written.append("equivalence.json")
                 step.status = "ok" if eq.passed else "failed"
                 step.detail = {"passed": eq.passed, "failures": eq.failures(), "table": eq.table()}
                 if not eq.passed:
-                    step.detail["reason"] = f"{len(eq.failures())} comparison(s) over tolerance: {eq.failures()[0]}"
+                    step.detail.update(drift_detail(model, manifest, onnx_dir, eq, feeds))
 
         onnx = None
         if backend != "torch" and manifest is not None:
@@ -478,6 +486,19 @@ def runner_text(runner: dict) -> str:
     return ", ".join([head, *rest])
 
 
+def drift_detail(model: LoadedModel, manifest: dict, onnx_dir, eq, feeds) -> dict:
+    """Where each stage over tolerance drifts (``albert-ixrt layerwise``), for the report: the first
+    layer over tolerance per failing stage, and the reason line naming it."""
+    from .export import stage_paths
+    from .layerwise import first_layer_lines, first_layers_over
+
+    failing = list(dict.fromkeys(c.stage for c in eq.comparisons if not c.passed))
+    found = first_layers_over(model, stage_paths(manifest, onnx_dir), feeds, failing)
+    lines = first_layer_lines(found)
+    return {"first_layer_over_tolerance": found,
+            "reason": f"{len(eq.failures())} comparison(s) over tolerance ({'; '.join(lines)}): {eq.failures()[0]}"}
+
+
 def step_note(st: dict) -> str:
     """Why a step was skipped / failed / not run, or a short what-it-did for an ok step."""
     d = st.get("detail") or {}
@@ -530,9 +551,13 @@ def render_markdown(report: dict, result=None) -> str:
     if "message" in (judged.get("detail") or {}):
         lines += [f"Reference thresholds: {judged['detail']['message']}", ""]
     for name, title in (("equivalence", "Equivalence with torch fp32"), ("bench", "Throughput and latency")):
-        table = (steps.get(name, {}).get("detail") or {}).get("table")
-        if table:
-            lines += [f"## {title}", "", "```", table, "```", ""]
+        detail = steps.get(name, {}).get("detail") or {}
+        if detail.get("table"):
+            lines += [f"## {title}", "", "```", detail["table"], "```", ""]
+        if detail.get("first_layer_over_tolerance"):
+            from .layerwise import first_layer_lines
+
+            lines += [f"- {line}" for line in first_layer_lines(detail["first_layer_over_tolerance"])] + [""]
     if report.get("time_advice"):
         lines += ["## Where the time went", "", *[f"- {line}" for line in report["time_advice"]], ""]
     if "perf_report.md" in report.get("files", []):

@@ -19,12 +19,20 @@ STAGES = ("exported", "simplified", "fused", "fp16", "trt_fp16")
 FP16_STAGES = ("fp16", "trt_fp16")
 
 
-def assert_equivalent(result):
-    assert result.passed, "\n".join(result.failures()) + "\n" + result.table()
+def assert_equivalent(result, model, stage_files: dict, feeds):
+    """All stages within tolerance; otherwise the message says, per failing stage, the worst errors
+    and the first ALBERT layer over tolerance (``albert-ixrt layerwise``, computed only then)."""
+    if result.passed:
+        return
+    from albert_ixrt.layerwise import first_layer_lines, first_layers_over
+
+    failing = list(dict.fromkeys(c.stage for c in result.comparisons if not c.passed))
+    where = first_layers_over(model, stage_files, feeds, failing)
+    pytest.fail("\n".join([*result.failures(), *first_layer_lines(where), result.table()]), pytrace=False)
 
 
-def test_tiny_every_stage_matches_torch(tiny_equivalence):
-    assert_equivalent(tiny_equivalence)
+def test_tiny_every_stage_matches_torch(tiny_equivalence, tiny_model, tiny_converted, tiny_feeds):
+    assert_equivalent(tiny_equivalence, tiny_model, stage_paths(tiny_converted[1], tiny_converted[0]), tiny_feeds)
     assert [(c.stage, c.output) for c in tiny_equivalence.comparisons] == \
         [(s, o) for s in STAGES for o in OUTPUT_NAMES]
 
@@ -37,8 +45,8 @@ def test_tiny_feeds_cover_batch_and_padding(tiny_equivalence):
     assert [8, 384] in shapes, "batch 8 of short and long contexts padded to 384"
 
 
-def test_twin_every_stage_matches_torch(twin_equivalence):
-    assert_equivalent(twin_equivalence)
+def test_twin_every_stage_matches_torch(twin_equivalence, twin_model, twin_converted, twin_feeds):
+    assert_equivalent(twin_equivalence, twin_model, stage_paths(twin_converted[1], twin_converted[0]), twin_feeds)
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -127,3 +135,16 @@ def test_a_broken_stage_fails_with_stage_output_and_location(tiny_model, tiny_co
     assert "worst absolute error" in message and "worst relative error" in message
     assert "(feed 0, batch " in message and "position " in message
     assert any(name in message for name in OUTPUT_NAMES)
+
+
+def test_a_failing_stage_names_its_first_layer_over_tolerance(tiny_model, tiny_converted, short_features, tmp_path):
+    """assert_equivalent's message names where the stage drifts: a fault planted in layer 2 of the
+    fused graph (its FFN output scaled by 5%) reads "first layer over tolerance: layer 2"."""
+    from layer_faults import plant_fault  # tests/conversion/layer_faults.py
+
+    out, manifest = tiny_converted
+    faulty = plant_fault(stage_paths(manifest, out)["fused"], tmp_path / "faulty.onnx", 2, 0.05)
+    feeds = list(SquadFeeds(short_features[:4], 2, vocab_size=1000))
+    result = compare_stages(tiny_model, {"fused": faulty}, feeds)
+    with pytest.raises(pytest.fail.Exception, match="stage 'fused': first layer over tolerance: layer 2"):
+        assert_equivalent(result, tiny_model, {"fused": faulty}, feeds)
