@@ -39,7 +39,7 @@ from .model import INPUT_NAMES, OUTPUT_NAMES, LoadedModel
 LAYER_NORM_OPS = ("LayerNormalization", "SkipLayerNormalization", "EmbedLayerNormalization",
                   "SimplifiedLayerNormalization", "SkipSimplifiedLayerNormalization")
 EMBEDDINGS = "embeddings"
-BACKENDS = ("onnxruntime", "tensorrt")
+BACKENDS = ("onnxruntime", "tensorrt", "ixrt")
 
 
 def layer_name(index: int) -> str:
@@ -95,39 +95,46 @@ def expose_boundaries(onnx_model, boundaries: dict):
         return modify_outputs(onnx_model, outputs=list(dict.fromkeys(boundaries.values())), copy=True)
 
 
-def graph_runner(path: Path, backend: str, precision: str):
-    """A Polygraphy runner on the exposed graph: onnxruntime (CPU), or a TensorRT engine built from
-    it (building from the ONNX marks the extra graph outputs as engine outputs: one code path)."""
-    if backend == "onnxruntime":
-        from .compare import onnx_runner
+def engine_outputs(path: Path, feeds: Sequence, names: Sequence[str], precision: str, flavour: str) -> list[dict]:
+    """Per feed, ``names`` -> array from a TensorRT / ixRT engine built from the exposed graph by the
+    suite's own builder (``engine.TrtLibrary``: strongly or weakly typed as the module allows, so
+    an fp16 request on an fp32 graph under strongly typed TensorRT is refused, not silently fp32).
+    Building from the ONNX marks its extra graph outputs as engine outputs: one code path."""
+    from .engine import ShapeProfile
+    from .runners.trt_runner import TensorRTRunner
 
-        return onnx_runner(path, name="candidate")
-    if backend == "tensorrt":
-        from .engine import import_tensorrt
-
-        import_tensorrt("tensorrt")  # BackendUnavailable, one line, when TensorRT is absent
-        from polygraphy.backend.trt import CreateConfig, EngineFromNetwork, NetworkFromOnnxPath, TrtRunner
-
-        # Weakly typed build as TensorRT <= 10 and ixRT do: fp16 allowed for an fp16 precision.
-        network = NetworkFromOnnxPath(str(path))
-        return TrtRunner(EngineFromNetwork(network, config=CreateConfig(fp16=precision == "fp16")), name="candidate")
-    raise AlbertIxrtError(f"layerwise backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    shapes = [tuple(np.asarray(feed["input_ids"]).shape) for feed in feeds]
+    profile = ShapeProfile.covering([b for b, _ in shapes], [s for _, s in shapes])
+    runner = TensorRTRunner(path, precision=precision, flavour=flavour, profile=profile)
+    try:
+        return [runner.infer_outputs(feed, names) for feed in feeds]
+    finally:
+        runner.close()
 
 
 def run_graph(path, boundaries: dict, feeds: Sequence, backend: str, precision: str) -> list[dict]:
-    """Per feed, row name -> fp32 array, from the graph at ``path`` with the boundaries exposed."""
+    """Per feed, row name -> fp32 array, from the graph at ``path`` with the boundaries exposed,
+    run by onnxruntime (CPU) or by a TensorRT / ixRT engine built from it."""
+    import onnx
+
     from .onnx_graph import load_onnx
 
+    if backend not in BACKENDS:
+        raise AlbertIxrtError(f"layerwise backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     exposed = expose_boundaries(load_onnx(path), boundaries)
+    names = list(dict.fromkeys(boundaries.values()))
     with tempfile.TemporaryDirectory(prefix="layerwise-") as tmp:
-        import onnx
-
         exposed_path = Path(tmp) / "exposed.onnx"
         onnx.save(exposed, str(exposed_path))
-        from polygraphy.logger import G_LOGGER
+        if backend == "onnxruntime":
+            from polygraphy.logger import G_LOGGER
 
-        with G_LOGGER.verbosity(G_LOGGER.ERROR), graph_runner(exposed_path, backend, precision) as runner:
-            outputs = [runner.infer(feed) for feed in feeds]
+            from .compare import onnx_runner
+
+            with G_LOGGER.verbosity(G_LOGGER.ERROR), onnx_runner(exposed_path, name="candidate") as runner:
+                outputs = [runner.infer(feed) for feed in feeds]
+        else:
+            outputs = engine_outputs(exposed_path, feeds, names, precision, flavour=backend)
     return [OrderedDict((name, np.asarray(out[tensor], dtype=np.float32)) for name, tensor in boundaries.items())
             for out in outputs]
 

@@ -23,8 +23,8 @@ def add_arguments(p):
     which.add_argument("--stage", choices=tuple(STAGE_FILES),
                        help="convert --model (cached per stage) and compare this stage's graph")
     p.add_argument("--backend", default="onnxruntime", choices=BACKENDS,
-                   help="what runs the graph: onnxruntime (CPU), or a TensorRT engine built from it "
-                        "(default onnxruntime)")
+                   help="what runs the graph: onnxruntime (CPU), or a TensorRT / ixRT engine built from it by "
+                        "the suite's engine builder, every boundary marked as an engine output (default onnxruntime)")
     p.add_argument("--precision", choices=tuple(TOLERANCES),
                    help="tolerances to judge with (config.TOLERANCES / HIDDEN_STATE_TOLERANCES); default: the "
                         "stage's precision, or the --onnx graph's weight precision")
@@ -45,10 +45,10 @@ def run(args) -> int:
     from ..tokenizer import AlbertTokenizer
 
     settings = squad_settings(args)
-    if args.backend == "tensorrt":
+    if args.backend in ("tensorrt", "ixrt"):
         from ..engine import import_tensorrt
 
-        import_tensorrt("tensorrt")  # no TensorRT here: one line now, not after loading and converting
+        import_tensorrt(args.backend)  # no TensorRT / ixRT here: one line now, not after loading and converting
     model = load_model_arg(args)
     hf_model(model)  # a TorchScript model is refused before any conversion or data work
     onnx, label = args.onnx, args.onnx

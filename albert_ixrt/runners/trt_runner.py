@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -162,8 +163,9 @@ class TensorRTRunner(Runner):
         return tuple(t.as_tensor(np.ascontiguousarray(feed[name])).to(self.device, non_blocking=True)
                      .to(self.io.inputs[name]) for name in INPUT_NAMES)
 
-    def infer_tensors(self, tensors):
-        """Enqueue one batch on device tensors; returns device tensors (start, end) without waiting."""
+    def infer_tensors(self, tensors, outputs: Sequence[str] = OUTPUT_NAMES):
+        """Enqueue one batch on device tensors; returns the device tensors of ``outputs`` (default
+        (start, end)) without waiting."""
         batch, seq = tensors[0].shape
         self.profile.check(int(batch), int(seq))
         live = []
@@ -171,21 +173,33 @@ class TensorRTRunner(Runner):
             tensor = tensor.to(self.io.inputs[name]).contiguous()
             self.binding.set_input(name, tensor)
             live.append(tensor)
-        outputs = []
-        for name in OUTPUT_NAMES:
-            out = self._torch.empty(self.binding.output_shape(name), dtype=self.io.outputs[name], device=self.device)
-            self.binding.set_output(name, out)
-            outputs.append(out)
+        unknown = [name for name in outputs if name not in self.io.outputs]
+        if unknown:
+            raise BackendUnavailable(self.name, f"engine has no outputs {unknown}; it has {list(self.io.outputs)}")
+        # Every engine output is bound (an execution with an unbound output is undefined), the
+        # ones asked for are returned.
+        bound = {}
+        for name in dict.fromkeys([*outputs, *self.io.outputs]):
+            bound[name] = self._torch.empty(self.binding.output_shape(name), dtype=self.io.outputs[name],
+                                            device=self.device)
+            self.binding.set_output(name, bound[name])
         if not self.binding.execute(self._stream_handle(), self.synchronize):
             raise RuntimeError(f"{self.name}: engine execution ({self.binding.style}) failed for batch {batch} x "
                                f"seq {seq}")
-        self._live = live + outputs
-        return outputs[0], outputs[1]
+        self._live = live + list(bound.values())
+        return tuple(bound[name] for name in outputs)
 
     def infer(self, feed: Feed) -> tuple[np.ndarray, np.ndarray]:
-        start, end = self.infer_tensors(self.to_device(feed))
+        start, end = self.infer_outputs(feed, OUTPUT_NAMES).values()
+        return start, end
+
+    def infer_outputs(self, feed: Feed, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """Host arrays (fp32) of the engine outputs ``names`` (default: every output; layerwise reads
+        the hidden states marked as extra outputs)."""
+        names = tuple(names or self.io.outputs)
+        tensors = self.infer_tensors(self.to_device(feed), names)
         self.synchronize()
-        return start.float().cpu().numpy(), end.float().cpu().numpy()
+        return {name: tensor.float().cpu().numpy() for name, tensor in zip(names, tensors)}
 
     def _stream_handle(self) -> int:
         if str(self.device).startswith("cuda"):

@@ -140,11 +140,52 @@ def test_cli_bad_input_is_one_line_exit_2(argv, needle, tmp_path, capsys, monkey
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here")
-def test_cli_tensorrt_without_tensorrt_is_one_line(tiny_converted, tmp_path, capsys):
+@pytest.mark.parametrize("backend", ["tensorrt", "ixrt"])
+def test_cli_tensorrt_without_tensorrt_is_one_line(tiny_converted, tmp_path, capsys, backend):
     out, manifest = tiny_converted
-    rc, _, err = cli(capsys, "--onnx", str(stage_paths(manifest, out)["simplified"]), "--backend", "tensorrt",
+    rc, _, err = cli(capsys, "--onnx", str(stage_paths(manifest, out)["simplified"]), "--backend", backend,
                      "--json", str(tmp_path / "lw.json"))
-    assert rc == 2 and "backend 'tensorrt' unavailable" in err and len(err.strip().splitlines()) == 1, err
+    assert rc == 2 and f"backend '{backend}' unavailable" in err and len(err.strip().splitlines()) == 1, err
+
+
+class GraphAsEngine:
+    """Stands in for runners.trt_runner.TensorRTRunner where no TensorRT is: it 'builds' from the
+    ONNX file it is given and runs that graph with onnxruntime, so the engine path's glue (the
+    exposed graph, the profile covering every feed, the outputs asked for by name, precision and
+    flavour passed on, the runner closed) is exercised both ways."""
+
+    made: list = []
+
+    def __init__(self, path, precision, flavour, profile):
+        import onnxruntime as ort
+
+        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        self.closed = False
+        GraphAsEngine.made.append(dict(precision=precision, flavour=flavour, profile=profile, runner=self))
+
+    def infer_outputs(self, feed, names):
+        arrays = self.session.run(list(names), {i.name: feed[i.name] for i in self.session.get_inputs()})
+        return dict(zip(names, arrays))
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.mark.parametrize("layer", [None, 2])
+def test_engine_path_reads_every_boundary_from_the_engine(tiny_case, layer, tmp_path, monkeypatch):
+    from albert_ixrt.runners import trt_runner
+
+    GraphAsEngine.made = []
+    monkeypatch.setattr(trt_runner, "TensorRTRunner", GraphAsEngine)
+    model, files, feeds, reference = tiny_case
+    path = files["simplified"] if layer is None else plant_fault(files["simplified"], tmp_path / "f.onnx", layer,
+                                                                  FAULT_EPS)
+    result = layerwise(model, path, feeds, precision="fp32", backend="ixrt", reference=reference)
+    assert result.first_over_tolerance == (None if layer is None else f"layer {layer}"), result.table()
+    (made,) = GraphAsEngine.made
+    assert (made["precision"], made["flavour"], made["runner"].closed) == ("fp32", "ixrt", True)
+    shapes = [f["input_ids"].shape for f in feeds]
+    assert all(made["profile"].contains(b, s) for b, s in shapes)
 
 
 def test_run_report_names_the_first_layer_of_a_failing_stage(tmp_path, monkeypatch, capsys):

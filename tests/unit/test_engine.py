@@ -403,6 +403,20 @@ def test_runner_converts_to_the_engine_input_dtype(fake_runner):
     assert start.dtype == torch.float32
 
 
+def test_runner_returns_any_engine_output_by_name(fake_runner):
+    """infer_outputs (layerwise reads hidden states marked as engine outputs): every output by
+    default, the ones named otherwise, and a name the engine lacks refused in one line."""
+    from albert_ixrt.errors import BackendUnavailable
+
+    feed = _feed(2, 8)
+    every = fake_runner.infer_outputs(feed)
+    assert list(every) == ["start_logits", "end_logits"]
+    np.testing.assert_array_equal(every["end_logits"], 2 * feed["attention_mask"] - feed["input_ids"])
+    assert list(fake_runner.infer_outputs(feed, ["end_logits"])) == ["end_logits"]
+    with pytest.raises(BackendUnavailable, match=r"engine has no outputs \['layer_7'\]"):
+        fake_runner.infer_outputs(feed, ["layer_7"])
+
+
 def test_runner_refuses_shapes_outside_its_profile(fake_runner):
     with pytest.raises(ShapeOutsideProfile, match="batch=9"):
         fake_runner.infer(_feed(9, 8))
