@@ -144,7 +144,7 @@ def test_a_failing_stage_names_its_first_layer_over_tolerance(tiny_model, tiny_c
 
     out, manifest = tiny_converted
     faulty = plant_fault(stage_paths(manifest, out)["fused"], tmp_path / "faulty.onnx", 2, 0.05)
-    feeds = list(SquadFeeds(short_features[:4], 2, vocab_size=1000))
+    feeds = list(SquadFeeds(short_features[:4], 2, vocab_size=TINY_CONFIG["vocab_size"]))
     result = compare_stages(tiny_model, {"fused": faulty}, feeds)
     with pytest.raises(pytest.fail.Exception, match="stage 'fused': first layer over tolerance: layer 2"):
         assert_equivalent(result, tiny_model, {"fused": faulty}, feeds)
