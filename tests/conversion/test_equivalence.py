@@ -10,7 +10,7 @@ from onnx import numpy_helper
 
 from albert_ixrt.compare import (STAGE_PRECISION, TOLERANCES, SquadFeeds, compare_stages)
 from albert_ixrt.export import stage_paths
-from albert_ixrt.model import OUTPUT_NAMES
+from albert_ixrt.model import OUTPUT_NAMES, TINY_CONFIG
 from albert_ixrt.onnx_graph import load_onnx
 
 pytestmark = pytest.mark.conversion
