@@ -10,6 +10,8 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
+
 from . import assets
 from .config import (DEFAULT_MODEL_ID, DEFAULT_SQUAD, REFERENCE_EM_BYTEMLPERF, REFERENCE_F1_BYTEMLPERF,
                      SQUAD_DEV_QUESTIONS, SquadSettings)
@@ -352,7 +354,10 @@ def run_acceptance(*, profile: str = "real", model_spec: str | None = None, rand
                 step.detail = {"scores": result.scores.as_dict(),
                                "features_per_second": round(result.features_per_second, 2), "runner": result.runner}
             with timer("thresholds") as step:
-                step.status, step.detail = judge_thresholds(result, model, tiny)
+                is_reference = (backend, precision) == ("torch", "fp32")
+                step.status, step.detail = judge_thresholds(
+                    result, model, tiny,
+                    None if is_reference else reference_evaluation(model, examples, features, batch_size, progress))
             if "bench" in skip:
                 skipped("bench", SKIPPED_BY_OPTION)
             else:
@@ -431,11 +436,14 @@ def time_advice(steps: list[Step], *, skip=(), limit: int | None = None,
 
 
 
-def judge_thresholds(result: EvalResult, model: LoadedModel, tiny: bool) -> tuple[str, dict]:
-    """The reference thresholds (ByteMLPerf-compatible EM/F1, as the reference measured them) on
-    real weights (or a known-answer model, judged the same way) over the whole dev set; a
-    random-weight model or a partial run is not judged."""
-    from .verdicts import reference_thresholds
+def judge_thresholds(result: EvalResult, model: LoadedModel, tiny: bool,
+                     reference: Callable[[], EvalResult] | None = None) -> tuple[str, dict]:
+    """The reference thresholds (ByteMLPerf-compatible EM/F1, as the reference measured them) and
+    the MLPerf-style ratio (official F1 >= 99% of the torch fp32 reference; ``reference`` evaluates
+    that reference when called, None when the run is the reference itself) on real weights (or a
+    known-answer model, judged the same way) over the whole dev set; a random-weight model or a
+    partial run is not judged."""
+    from .verdicts import mlperf_ratio, reference_thresholds
 
     s = result.scores
     wanted = {"bytemlperf_exact_match": REFERENCE_EM_BYTEMLPERF, "bytemlperf_f1": REFERENCE_F1_BYTEMLPERF}
@@ -445,7 +453,24 @@ def judge_thresholds(result: EvalResult, model: LoadedModel, tiny: bool) -> tupl
         return "skipped", {"reason": f"{s.questions} questions evaluated, thresholds hold for the full dev set "
                                      f"({SQUAD_DEV_QUESTIONS})", "thresholds": wanted}
     verdict = reference_thresholds(s)
-    return ("ok" if verdict.passed else "failed"), {**verdict.detail, "message": verdict.message}
+    if reference is None:
+        mlperf = {"status": "not applicable", "message": "not applicable: this run is the torch fp32 reference "
+                                                         "itself (the ratio needs another --backend or --precision)"}
+    else:
+        ratio = mlperf_ratio(s.f1, reference().scores.f1)
+        mlperf = {**ratio.detail, "status": "ok" if ratio.passed else "failed", "message": ratio.message}
+    passed = verdict.passed and mlperf["status"] != "failed"
+    return ("ok" if passed else "failed"), {**verdict.detail, "message": verdict.message, "mlperf": mlperf}
+
+
+def reference_evaluation(model: LoadedModel, examples, features, batch_size: int, progress: bool):
+    """A zero-argument function evaluating the torch fp32 reference on the run's own features (the
+    MLPerf-style ratio's denominator), called only when the thresholds are judged."""
+    def run_reference() -> EvalResult:
+        with make_runner("torch", model, "fp32") as runner:
+            return evaluate(runner, examples, features, batch_size=batch_size, progress=progress,
+                            model_info=model.describe())
+    return run_reference
 
 
 def title_for(model: LoadedModel, tiny: bool) -> str:
@@ -507,7 +532,9 @@ def step_note(st: dict) -> str:
     if st["name"] == "features" and "examples" in d:
         return f"{d['examples']} questions, {d['features']} features"
     if st["name"] == "thresholds" and "measured" in d:
-        return ", ".join(f"{k} {v:.2f} (>= {d['thresholds'][k]})" for k, v in d["measured"].items())
+        note = ", ".join(f"{k} {v:.2f} (>= {d['thresholds'][k]})" for k, v in d["measured"].items())
+        ratio = (d.get("mlperf") or {}).get("ratio")
+        return note if ratio is None else f"{note}, official F1 / torch fp32 {ratio:.4f} (>= {d['mlperf']['threshold']})"
     if st["name"] == "evaluate" and "features_per_second" in d:
         return f"{d['features_per_second']} features/s"
     return ""
@@ -550,6 +577,8 @@ def render_markdown(report: dict, result=None) -> str:
     judged = steps.get("thresholds") or {}
     if "message" in (judged.get("detail") or {}):
         lines += [f"Reference thresholds: {judged['detail']['message']}", ""]
+    if "mlperf" in (judged.get("detail") or {}):
+        lines += [f"MLPerf-style ratio: {judged['detail']['mlperf']['message']}", ""]
     for name, title in (("equivalence", "Equivalence with torch fp32"), ("bench", "Throughput and latency")):
         detail = steps.get(name, {}).get("detail") or {}
         if detail.get("table"):

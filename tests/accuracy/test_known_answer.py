@@ -183,6 +183,24 @@ def test_mlperf_ratio_verdict_both_ways(known_answer, dev_examples, dev_features
     assert not bad.passed and abs(bad.detail["ratio"] - 0.91 / 0.95) < 1e-3, bad.message
 
 
+def test_run_thresholds_step_judges_the_mlperf_ratio_both_ways(known_answer, dev_examples, dev_features):
+    """`albert-ixrt run`'s thresholds step: the w = 0.09 model meets the reference thresholds; with
+    itself as the fp32 reference the ratio passes, with the w = 0.05 model as reference (F1 4% higher)
+    the ratio fails and so does the step; a run that is the reference reports the ratio not applicable."""
+    from albert_ixrt.pipeline import judge_thresholds
+
+    model = known_answer(0.09)[3]
+    under_test = _evaluate(model, dev_examples, dev_features)
+    better = _evaluate(known_answer(0.05)[3], dev_examples, dev_features)
+    status, detail = judge_thresholds(under_test, model, False, lambda: under_test)
+    assert (status, detail["mlperf"]["status"], detail["below"]) == ("ok", "ok", {}), detail
+    status, detail = judge_thresholds(under_test, model, False, lambda: better)
+    assert (status, detail["mlperf"]["status"], detail["below"]) == ("failed", "failed", {}), detail
+    assert detail["mlperf"]["message"].startswith("FAIL: official F1") and "threshold 0.99" in detail["mlperf"]["message"]
+    status, detail = judge_thresholds(under_test, model, False, None)
+    assert (status, detail["mlperf"]["status"]) == ("ok", "not applicable"), detail
+
+
 # ---------------------------------------------------------------------------------------------
 # The same figures through every path
 # ---------------------------------------------------------------------------------------------
@@ -264,10 +282,13 @@ def test_pytest_accuracy_gate_exit_code(wrong, passes, extra, known_answer, squa
 @pytest.mark.slow
 @pytest.mark.parametrize("wrong,passes", [(0.05, True), (0.25, False)])
 def test_albert_ixrt_run_report(wrong, passes, known_answer, squad_path, tokenizer_path, tmp_path):
+    """The passing model runs at --precision bf16, so run's MLPerf-style ratio (against its own torch
+    fp32 evaluation) is judged too; the failing one is the fp32 reference itself (ratio not applicable)."""
     path = known_answer(wrong)[0]
+    precision = "bf16" if passes else "fp32"
     cmd = [sys.executable, "-m", "albert_ixrt.cli", "run", "--model", str(path), "--squad", str(squad_path),
            "--tokenizer", str(tokenizer_path), "--batch-size", "16", "--skip", "convert", "equivalence", "bench",
-           "--out", str(tmp_path), "--quiet"]
+           "--precision", precision, "--out", str(tmp_path), "--quiet"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=_child_env(), timeout=600)
     out = proc.stdout + proc.stderr
     assert (proc.returncode == 0) is passes, out[-3000:]
@@ -279,3 +300,9 @@ def test_albert_ixrt_run_report(wrong, passes, known_answer, squad_path, tokeniz
     assert "known-answer model" in md and "real weights" not in md
     assert ("FAILED" in md) is not passes, md
     assert ("PASS: ByteMLPerf-compatible" if passes else "FAIL: ByteMLPerf-compatible") in md, md
+    mlperf = step["detail"]["mlperf"]
+    if passes:
+        assert mlperf["status"] == "ok" and mlperf["ratio"] == 1.0, mlperf   # a table lookup: bf16 changes nothing
+        assert "MLPerf-style ratio: PASS: official F1" in md, md
+    else:
+        assert mlperf["status"] == "not applicable" and "MLPerf-style ratio: not applicable" in md, md
