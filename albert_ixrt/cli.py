@@ -11,7 +11,8 @@ import sys
 from .errors import AlbertIxrtError
 
 #: Sub-commands in pipeline order: data -> model -> export -> engine -> run -> score -> report.
-COMMANDS = ("fetch", "features", "convert", "layerwise", "evaluate", "merge", "score", "bench", "loadgen", "report", "run",
+COMMANDS = ("fetch", "features", "convert", "layerwise", "evaluate", "merge", "score", "bench", "loadgen", "report",
+            "run",
             "known-answer")
 
 

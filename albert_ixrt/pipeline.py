@@ -534,7 +534,9 @@ def step_note(st: dict) -> str:
     if st["name"] == "thresholds" and "measured" in d:
         note = ", ".join(f"{k} {v:.2f} (>= {d['thresholds'][k]})" for k, v in d["measured"].items())
         ratio = (d.get("mlperf") or {}).get("ratio")
-        return note if ratio is None else f"{note}, official F1 / torch fp32 {ratio:.4f} (>= {d['mlperf']['threshold']})"
+        if ratio is not None:
+            note += f", official F1 / torch fp32 {ratio:.4f} (>= {d['mlperf']['threshold']})"
+        return note
     if st["name"] == "evaluate" and "features_per_second" in d:
         return f"{d['features_per_second']} features/s"
     return ""

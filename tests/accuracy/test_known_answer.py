@@ -196,7 +196,8 @@ def test_run_thresholds_step_judges_the_mlperf_ratio_both_ways(known_answer, dev
     assert (status, detail["mlperf"]["status"], detail["below"]) == ("ok", "ok", {}), detail
     status, detail = judge_thresholds(under_test, model, False, lambda: better)
     assert (status, detail["mlperf"]["status"], detail["below"]) == ("failed", "failed", {}), detail
-    assert detail["mlperf"]["message"].startswith("FAIL: official F1") and "threshold 0.99" in detail["mlperf"]["message"]
+    message = detail["mlperf"]["message"]
+    assert message.startswith("FAIL: official F1") and "threshold 0.99" in message, message
     status, detail = judge_thresholds(under_test, model, False, None)
     assert (status, detail["mlperf"]["status"]) == ("ok", "not applicable"), detail
 

@@ -91,7 +91,8 @@ def test_twin_planted_fault_names_its_layer(twin_case, stage, layer, tmp_path):
 def test_a_graph_of_another_depth_is_refused_naming_the_file(tiny_model, twin_converted, short_features):
     out, manifest = twin_converted
     path = stage_paths(manifest, out)["simplified"]
-    with pytest.raises(InputFileError, match=rf"{path.name}: has 25 LayerNorm-like nodes .* an ALBERT of 2 layers has 5"):
+    refusal = rf"{path.name}: has 25 LayerNorm-like nodes .* an ALBERT of 2 layers has 5"
+    with pytest.raises(InputFileError, match=refusal):
         layerwise(tiny_model, path, SquadFeeds(short_features[:1], 1, vocab_size=TINY_VOCAB))
 
 

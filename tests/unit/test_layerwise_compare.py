@@ -24,7 +24,7 @@ def norm_chain(ops):
         nodes.append(helper.make_node(op, [prev], [f"n{i}", f"n{i}_extra"][:1 + (op == "EmbedLayerNormalization")],
                                       name=f"node{i}", domain=domain))
         prev = f"n{i}"
-    nodes += [helper.make_node("Identity", [prev], ["start_logits"]), helper.make_node("Identity", [prev], ["end_logits"])]
+    nodes += [helper.make_node("Identity", [prev], [name]) for name in ("start_logits", "end_logits")]
     vi = helper.make_tensor_value_info
     graph = helper.make_graph(nodes, "g", [vi("x", TensorProto.FLOAT, None)],
                               [vi("start_logits", TensorProto.FLOAT, None), vi("end_logits", TensorProto.FLOAT, None)])
