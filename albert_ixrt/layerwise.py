@@ -112,16 +112,14 @@ def engine_outputs(path: Path, feeds: Sequence, names: Sequence[str], precision:
         runner.close()
 
 
-def run_graph(path, boundaries: dict, feeds: Sequence, backend: str, precision: str) -> list[dict]:
-    """Per feed, row name -> fp32 array, from the graph at ``path`` with the boundaries exposed,
-    run by onnxruntime (CPU) or by a TensorRT / ixRT engine built from it."""
+def run_graph(onnx_model, boundaries: dict, feeds: Sequence, backend: str, precision: str) -> list[dict]:
+    """Per feed, row name -> fp32 array, from ``onnx_model`` (already loaded) with the boundaries
+    exposed, run by onnxruntime (CPU) or by a TensorRT / ixRT engine built from it."""
     import onnx
-
-    from .onnx_graph import load_onnx
 
     if backend not in BACKENDS:
         raise AlbertIxrtError(f"layerwise backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    exposed = expose_boundaries(load_onnx(path), boundaries)
+    exposed = expose_boundaries(onnx_model, boundaries)
     names = list(dict.fromkeys(boundaries.values()))
     with tempfile.TemporaryDirectory(prefix="layerwise-") as tmp:
         exposed_path = Path(tmp) / "exposed.onnx"
@@ -292,11 +290,12 @@ def layerwise(model: LoadedModel, onnx_path, feeds: Iterable, *, precision: str 
 
     began = time.perf_counter()
     tolerances = layer_tolerance(precision)
-    boundaries = locate_boundaries(load_onnx(onnx_path, check=False), model_layers(model), onnx_path)
+    onnx_model = load_onnx(onnx_path)  # parsed once: a fused albert-base graph is ~45 MB
+    boundaries = locate_boundaries(onnx_model, model_layers(model), onnx_path)
     feed_list = list(feeds)
     if reference is None:
         reference = torch_boundaries(model, feed_list)
-    candidate = run_graph(onnx_path, boundaries, feed_list, backend, precision)
+    candidate = run_graph(onnx_model, boundaries, feed_list, backend, precision)
     rows = compare_boundaries(reference, candidate, [f["attention_mask"] for f in feed_list], tolerances)
     return LayerwiseResult(str(label or onnx_path), backend, precision, model.weights,
                            [list(f["input_ids"].shape) for f in feed_list], tolerances, rows,
