@@ -91,7 +91,7 @@ def model_info_for(args, model) -> dict:
 def build_runner(args, model, batch_sizes=(1, 16), seq_lens=(384,)):
     """The runner ``args`` describe; ONNX backends convert ``model`` (cached) when no --onnx is given.
     A TensorRT/ixRT engine's profile covers exactly the batch sizes and lengths to be timed."""
-    from ..pipeline import make_runner
+    from ..steps import make_runner
 
     if args.backend == "torch":
         if args.threads:
@@ -115,7 +115,7 @@ def build_runner(args, model, batch_sizes=(1, 16), seq_lens=(384,)):
 def features_for(args, model, settings=None):
     """(features, vocab_size to fold ids into or None) from the first ``--examples`` questions."""
     from .. import assets
-    from ..pipeline import prepare_data, resolve_tokenizer
+    from ..steps import prepare_data, resolve_tokenizer
     from ..tokenizer import AlbertTokenizer
 
     tok_path = resolve_tokenizer(model, args.tokenizer) if model is not None else assets.tokenizer_path(args.tokenizer)

@@ -35,7 +35,7 @@ def run(args) -> int:
     from ..evaluate import evaluate
     from ..parallel import parse_shard
     from ..options import check_backend_precision
-    from ..pipeline import check_vocab, make_runner, prepare_data, resolve_tokenizer
+    from ..steps import check_vocab, make_runner, prepare_data, resolve_tokenizer
     from ..tokenizer import AlbertTokenizer
 
     check_backend_precision(args.backend, args.precision)

@@ -41,7 +41,7 @@ def run(args) -> int:
     from ..config import STAGE_PRECISION
     from ..fileio import write_json_atomic
     from ..layerwise import hf_model, layerwise
-    from ..pipeline import check_vocab, prepare_data, resolve_tokenizer
+    from ..steps import check_vocab, prepare_data, resolve_tokenizer
     from ..tokenizer import AlbertTokenizer
 
     settings = squad_settings(args)
@@ -54,7 +54,7 @@ def run(args) -> int:
     onnx, label = args.onnx, args.onnx
     if args.stage:
         from ..export import stage_paths
-        from ..pipeline import converted
+        from ..steps import converted
 
         out, manifest = converted(model)
         onnx, label = stage_paths(manifest, out).get(args.stage), args.stage

@@ -12,7 +12,8 @@ HELP = "run the acceptance pipeline (default: real model + official dev set; --p
 
 
 def add_arguments(p):
-    from ..pipeline import BENCH_BATCH_SIZES, OPTIONAL_STEPS
+    from ..pipeline import OPTIONAL_STEPS
+    from ..steps import BENCH_BATCH_SIZES
 
     p.add_argument("--profile", choices=("real", "tiny"), default="real",
                    help="real: the real model and the official dev set (default); tiny: the embedded offline "
@@ -36,7 +37,8 @@ def add_arguments(p):
 
 def run(args) -> int:
     from ..errors import AlbertIxrtError
-    from ..pipeline import files_line, run_acceptance, summarize
+    from ..pipeline import run_acceptance
+    from ..run_report import files_line, summarize
 
     report, result = run_acceptance(profile=args.profile, model_spec=args.model, random_weights=args.random_weights,
                                     squad=args.squad, tokenizer=args.tokenizer, backend=args.backend,

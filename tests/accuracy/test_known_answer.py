@@ -66,7 +66,7 @@ def known_answer(dev_examples, dev_features, albert_tokenizer, tmp_path_factory)
 
 def _evaluate(model, examples, features, batch_size=16, bucket=True):
     from albert_ixrt.evaluate import evaluate
-    from albert_ixrt.pipeline import make_runner
+    from albert_ixrt.steps import make_runner
 
     with make_runner("torch", model, "fp32") as runner:
         return evaluate(runner, examples, features, batch_size=batch_size, bucket=bucket, progress=False,
@@ -187,7 +187,7 @@ def test_run_thresholds_step_judges_the_mlperf_ratio_both_ways(known_answer, dev
     """`albert-ixrt run`'s thresholds step: the w = 0.09 model meets the reference thresholds; with
     itself as the fp32 reference the ratio passes, with the w = 0.05 model as reference (F1 4% higher)
     the ratio fails and so does the step; a run that is the reference reports the ratio not applicable."""
-    from albert_ixrt.pipeline import judge_thresholds
+    from albert_ixrt.steps import judge_thresholds
 
     model = known_answer(0.09)[3]
     under_test = _evaluate(model, dev_examples, dev_features)

@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.accuracy, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def real_features(real_model, dev_examples, tokenizer_path):
-    from albert_ixrt.pipeline import check_vocab, resolve_tokenizer
+    from albert_ixrt.steps import check_vocab, resolve_tokenizer
     from albert_ixrt.squad.features import build_features
     from albert_ixrt.tokenizer import AlbertTokenizer
 
@@ -27,7 +27,7 @@ def real_features(real_model, dev_examples, tokenizer_path):
 
 def _evaluate(model, examples, features, backend, precision):
     from albert_ixrt.evaluate import evaluate
-    from albert_ixrt.pipeline import make_runner
+    from albert_ixrt.steps import make_runner
 
     with make_runner(backend, model, precision) as runner:
         return evaluate(runner, examples, features, batch_size=16, model_info=model.describe())

@@ -19,7 +19,7 @@ def no_work(monkeypatch):
     def refuse(*a, **k):
         raise AssertionError("work started before the options were checked")
 
-    for target in ("albert_ixrt.pipeline.load_model", "albert_ixrt.model.load_model"):
+    for target in ("albert_ixrt.steps.load_model", "albert_ixrt.model.load_model"):
         monkeypatch.setattr(target, refuse)
 
 

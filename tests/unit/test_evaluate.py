@@ -20,7 +20,7 @@ def test_plan_batches_covers_every_feature_once(dev_features):
 
 
 def test_bucketing_gives_identical_predictions(tiny_model, dev_examples):
-    from albert_ixrt.pipeline import resolve_tokenizer
+    from albert_ixrt.steps import resolve_tokenizer
     from albert_ixrt.tokenizer import AlbertTokenizer
 
     tok = AlbertTokenizer(resolve_tokenizer(tiny_model, None))   # the tiny model's own vocabulary
@@ -52,27 +52,27 @@ def test_metrics_json_is_labelled_for_random_weights(tiny_model, tmp_path):
 def test_missing_tensorrt_is_reported_before_any_conversion(tiny_model, monkeypatch):
     import pytest
 
-    from albert_ixrt import pipeline
+    from albert_ixrt import steps
     from albert_ixrt.errors import BackendUnavailable
 
     def no_conversion(*_a, **_k):
         raise AssertionError("converted before checking that the backend exists")
 
-    monkeypatch.setattr(pipeline, "convert_for_backend", no_conversion)
+    monkeypatch.setattr(steps, "convert_for_backend", no_conversion)
     try:
         import tensorrt  # noqa: F401
         pytest.skip("TensorRT is installed here: nothing to report")
     except ImportError:
         pass
     with pytest.raises(BackendUnavailable, match="tensorrt"):
-        pipeline.make_runner("tensorrt", tiny_model, "fp16")
+        steps.make_runner("tensorrt", tiny_model, "fp16")
 
 
 def test_run_judges_the_reference_thresholds_only_on_real_weights_and_the_full_dev_set():
     from types import SimpleNamespace
 
     from albert_ixrt.config import REFERENCE_EM_BYTEMLPERF, REFERENCE_F1_BYTEMLPERF, SQUAD_DEV_QUESTIONS
-    from albert_ixrt.pipeline import judge_thresholds
+    from albert_ixrt.steps import judge_thresholds
     from albert_ixrt.squad.metrics import SquadScores
 
     def result(em, f1, questions=SQUAD_DEV_QUESTIONS):

@@ -149,7 +149,7 @@ def test_a_sigkilled_writer_leaves_a_partial_that_the_next_write_sweeps(tmp_path
 
 
 def test_run_sweeps_its_output_folder_before_any_work(tmp_path, monkeypatch):
-    from albert_ixrt import pipeline
+    from albert_ixrt import pipeline, steps
 
     stale = tmp_path / ".report.json.k3_x9a0q.partial"
     stale.write_bytes(b"{ half")
@@ -165,7 +165,7 @@ def test_run_sweeps_its_output_folder_before_any_work(tmp_path, monkeypatch):
         seen.append(stale.exists())      # recorded, not asserted: a step may catch what it raises
         raise Stop
 
-    monkeypatch.setattr(pipeline, "load_model", first_work)
+    monkeypatch.setattr(steps, "load_model", first_work)
     with contextlib.suppress(Stop):
         pipeline.run_acceptance(profile="tiny", out_dir=tmp_path, progress=False)
     assert seen == [False]               # swept before the first step started

@@ -34,7 +34,7 @@ def test_mlperf_ratio_verdict_both_ways():
 
 
 def test_run_judges_known_answer_models_like_real_weights():
-    from albert_ixrt.pipeline import judge_thresholds
+    from albert_ixrt.steps import judge_thresholds
 
     known = SimpleNamespace(weights="known-answer")
     assert judge_thresholds(SimpleNamespace(scores=_scores(90, 90)), known, False)[0] == "ok"
@@ -57,7 +57,7 @@ def sample():
 
 def _evaluate(model, examples, features, batch_size, bucket):
     from albert_ixrt.evaluate import evaluate
-    from albert_ixrt.pipeline import make_runner
+    from albert_ixrt.steps import make_runner
 
     with make_runner("torch", model, "fp32") as runner:
         return evaluate(runner, examples, features, batch_size=batch_size, bucket=bucket, progress=False,

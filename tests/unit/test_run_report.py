@@ -7,10 +7,12 @@ import json
 
 import pytest
 
-from albert_ixrt import pipeline
+from albert_ixrt import steps as run_steps
 from albert_ixrt.cli import main
 from albert_ixrt.errors import InputFileError
-from albert_ixrt.pipeline import STEPS, Step, runner_text, time_advice, title_for
+from albert_ixrt.pipeline import STEPS, Step
+from albert_ixrt.steps import title_for
+from albert_ixrt.run_report import runner_text, time_advice
 
 STALE_MD = "# albert-ixrt acceptance run (real)\n\n**real weights** — all steps passed\n"
 
@@ -98,7 +100,7 @@ def test_a_step_that_raises_still_writes_the_report_and_exits_1(tmp_path, monkey
         seen["md_while_running"] = (tmp_path / "report.md").read_text()
         raise RuntimeError("planted failure\nsecond line")
 
-    monkeypatch.setattr(pipeline, "evaluate", broken)
+    monkeypatch.setattr(run_steps, "evaluate", broken)
     _plant_previous_run(tmp_path)
     rc = main(["run", "--profile", "tiny", "--out", str(tmp_path), "--quiet", "--skip", "convert", "bench"])
     out = capsys.readouterr()
@@ -122,7 +124,7 @@ def test_bad_input_found_while_running_is_one_line_exit_2_and_a_report(tmp_path,
     def bad_data(*a, **k):
         raise InputFileError("dev.json", "planted: not SQuAD v1.1")
 
-    monkeypatch.setattr(pipeline, "prepare_data", bad_data)
+    monkeypatch.setattr(run_steps, "prepare_data", bad_data)
     rc = main(["run", "--profile", "tiny", "--out", str(tmp_path), "--quiet"])
     out = capsys.readouterr()
     assert rc == 2
@@ -171,7 +173,7 @@ def test_ctrl_c_leaves_an_interrupted_report_not_a_verdict(tmp_path, monkeypatch
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline, "evaluate", interrupted)
+    monkeypatch.setattr(run_steps, "evaluate", interrupted)
     _plant_previous_run(tmp_path)
     assert main(["run", "--profile", "tiny", "--out", str(tmp_path), "--quiet", "--skip", "convert"]) == 130
     report = json.loads((tmp_path / "report.json").read_text())
