@@ -20,7 +20,11 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import accumulate
 from pathlib import Path
+from typing import Sequence
+
+import numpy as np
 
 from .errors import AssetMissingError, InputFileError
 
@@ -133,8 +137,44 @@ class AlbertTokenizer:
         """``[CLS] text [SEP]`` ids (what "Hello world" -> [2, 10975, 126, 3] checks)."""
         return [self.cls_id, *self.encode(text), self.sep_id]
 
+    def piece_table(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``tokenize`` of many texts at once, as arrays: ids, starts and ends of every text's pieces
+        one text after the other (int32), and each text's first piece (int64, len(texts) + 1).
+
+        Text that preprocessing only lower-cases (``_plain_ascii``, most SQuAD words and questions)
+        goes through one batched SentencePiece call and gets its offsets from the pieces' lengths
+        (the pieces of such text spell it out, '▁' for each space and for the leading dummy
+        prefix; checked for every text, which otherwise takes the ``tokenize`` path, as does a
+        "<digit>," piece).  The dev set's 48,000 distinct words and questions cost ~0.3 s this way,
+        against ~1.5 s one ``SentencePieceProcessor.encode`` call each."""
+        results: list = [None] * len(texts)
+        plain = [i for i, t in enumerate(texts) if t and _plain_ascii(t)]
+        norms = [texts[i].lower() if self.lower else texts[i] for i in plain]
+        if norms:
+            for i, norm, pieces, ids in zip(plain, norms, self.sp.encode(norms, out_type=str),
+                                            self.sp.encode(norms, out_type=int)):
+                results[i] = _plain_spans(norm, pieces, ids)
+        ids_out: list[int] = []
+        starts: list[int] = []
+        ends: list[int] = []
+        first = np.zeros(len(texts) + 1, dtype=np.int64)
+        for i, text in enumerate(texts):
+            r = results[i]
+            if r is None:
+                pieces = self.tokenize(text)
+                r = [p.id for p in pieces], [p.start for p in pieces], [p.end for p in pieces]
+            ids_out += r[0]
+            starts += r[1]
+            ends += r[2]
+            first[i + 1] = len(ids_out)
+        return (np.array(ids_out, dtype=np.int32), np.array(starts, dtype=np.int32),
+                np.array(ends, dtype=np.int32), first)
+
     # -- internals ------------------------------------------------------------------------------
     def _tokenize_uncached(self, text: str) -> tuple[Piece, ...]:
+        return self._tokenize_plain(text) if _plain_ascii(text) else self._tokenize_general(text)
+
+    def _tokenize_general(self, text: str) -> tuple[Piece, ...]:
         norm, norm_map = preprocess_with_map(text, self.lower)
         if not norm:
             return ()
@@ -147,6 +187,26 @@ class AlbertTokenizer:
                 pieces.extend(self._split_digit_comma(p.piece, norm, c0, c1, norm_map))
                 continue
             pieces.append(Piece(p.id, p.piece, *_orig_span(c0, c1, norm, norm_map)))
+        return tuple(pieces)
+
+    def _tokenize_plain(self, text: str) -> tuple[Piece, ...]:
+        """``_tokenize_uncached`` for text that preprocessing leaves as it is but for case (see
+        ``_plain_ascii``): normalised character i is original character i and byte i, so the
+        per-character maps are the identity and need not be built."""
+        norm = text.lower() if self.lower else text
+        if not norm:
+            return ()
+        pieces: list[Piece] = []
+        for p in self.sp.encode(norm, return_type="proto").pieces:
+            c0, c1 = p.begin, p.end
+            piece = p.piece
+            if len(piece) > 1 and piece[-1] == "," and piece[-2].isdigit():
+                identity = [(i, i + 1) for i in range(len(norm))]
+                pieces.extend(self._split_digit_comma(piece, norm, c0, c1, identity))
+                continue
+            while c0 < c1 and norm[c0] == " ":     # _orig_span with the identity map
+                c0 += 1
+            pieces.append(Piece(p.id, piece, c0, c1 if c0 < c1 else c0))
         return tuple(pieces)
 
     def _split_digit_comma(self, piece: str, norm: str, c0: int, c1: int,
@@ -169,6 +229,34 @@ class AlbertTokenizer:
             out.append(Piece(self.sp.piece_to_id(s), s, *_orig_span(pos, end, norm, norm_map)))
             pos = end
         return out
+
+
+def _plain_spans(norm: str, pieces: list[str], ids: list[int]) -> tuple[list[int], list[int], list[int]] | None:
+    """Ids and spans of the pieces of plain text ``norm`` (see ``AlbertTokenizer.piece_table``), or
+    None when they do not spell ``norm`` out or one needs the digit-comma split."""
+    if "".join(pieces) != SPIECE_UNDERLINE + norm.replace(" ", SPIECE_UNDERLINE):
+        return None
+    if "," in norm and any(len(p) > 1 and p[-1] == "," and p[-2].isdigit() for p in pieces):
+        return None
+    # The leading '▁' is the dummy prefix: no character of norm.
+    ends = list(accumulate(map(len, pieces), initial=-1))[1:]
+    if " " not in norm:           # one word: each piece starts where the one before ends
+        return ids, [0, *ends[:-1]], ends
+    starts: list[int] = []
+    for i, end in enumerate(ends):
+        c0 = ends[i - 1] if i else 0
+        while c0 < end and norm[c0] == " ":     # _orig_span: a leading space is not the token's
+            c0 += 1
+        starts.append(c0)               # (a bare '▁' for a space: the empty span after it)
+    return ids, starts, ends
+
+
+def _plain_ascii(text: str) -> bool:
+    """True when ``preprocess_with_map`` would only lower-case ``text``: ASCII (NFKD changes
+    nothing, no combining marks, one character per byte), whitespace already collapsed to single
+    spaces with none at the ends, and no `` or '' to merge.  Most SQuAD words and questions are
+    such text; the general path stays for the rest."""
+    return text.isascii() and "``" not in text and "''" not in text and text == " ".join(text.split())
 
 
 def _byte_to_char_index(text: str) -> list[int]:
