@@ -16,7 +16,7 @@ import numpy as np
 
 from ..config import DEFAULT_SQUAD, SquadSettings
 from .data import Example
-from .features import Feature
+from .features import ContextMap, Feature, _ragged
 
 
 @dataclass(frozen=True)
@@ -84,16 +84,109 @@ def best_answers(example: Example, features: Sequence[Feature], logits: Sequence
 def predictions_from_logits(examples: Sequence[Example], features: Sequence[Feature],
                             logits: Mapping[int, tuple[np.ndarray, np.ndarray]] | Sequence[tuple[np.ndarray, np.ndarray]],
                             settings: SquadSettings = DEFAULT_SQUAD) -> dict[str, str]:
-    """``{question id: answer text}`` for every example; ``logits[i]`` belongs to ``features[i]``."""
-    by_example: dict[int, list[int]] = {}
-    for i, f in enumerate(features):
-        by_example.setdefault(f.example_index, []).append(i)
-    predictions = {}
-    for ei, ex in enumerate(examples):
-        idx = by_example.get(ei, [])
-        nbest = best_answers(ex, [features[i] for i in idx], [logits[i] for i in idx], settings)
-        predictions[ex.qid] = nbest[0].text if nbest else ""
+    """``{question id: answer text}`` for every example; ``logits[i]`` belongs to ``features[i]``.
+
+    The answer is the first of ``best_answers`` (its first candidate is always kept), found for all
+    features at once: the ``n_best_size`` best starts and ends of every feature (``top_k``), the
+    [features, n, n] grid of their pairs masked by the rules (both in the context and not padding,
+    the start in its max-context window, end >= start, at most ``max_answer_length`` tokens), the
+    best pair of each feature, then of each example.  Ties go where the reference's stable sort puts
+    them: the earlier feature, then the better-ranked start, then end.  Python touches only the
+    winners' text.  (A NaN logit counts as -inf here.)
+    """
+    predictions = {ex.qid: "" for ex in examples}
+    n = len(features)
+    if n == 0:
+        return predictions
+    start, end, real = _stack_logits(features, [logits[i] for i in range(n)])
+    in_ctx, max_ctx = _position_masks(features, start.shape[1])
+    k = min(settings.n_best_size, start.shape[1])
+    s_idx, e_idx = top_k(start, k), top_k(end, k)
+    rows = np.arange(n)[:, None]
+    s_ok = (in_ctx & max_ctx & real)[rows, s_idx]
+    e_ok = (in_ctx & real)[rows, e_idx]
+    width = e_idx[:, None, :] - s_idx[:, :, None] + 1
+    ok = s_ok[:, :, None] & e_ok[:, None, :] & (width >= 1) & (width <= settings.max_answer_length)
+    score = start[rows, s_idx][:, :, None] + end[rows, e_idx][:, None, :]
+    ok, score = ok.reshape(n, k * k), np.where(ok, score, -np.inf).reshape(n, k * k)
+    best = np.where(score.max(axis=1) == -np.inf, ok.argmax(axis=1), score.argmax(axis=1))
+    f_ok = ok[np.arange(n), best]
+    f_score = score[np.arange(n), best]
+    ex_of = np.array([f.example_index for f in features], dtype=np.int64)
+    order = np.lexsort((np.arange(n), -f_score, ~f_ok, ex_of))     # last key first: example, valid, score
+    first = order[np.unique(ex_of[order], return_index=True)[1]]
+    for fi in first.tolist():
+        ei = int(ex_of[fi])
+        if f_ok[fi] and 0 <= ei < len(examples):
+            b = int(best[fi])
+            s, e = int(s_idx[fi, b // k]), int(e_idx[fi, b % k])
+            predictions[examples[ei].qid] = span_text(examples[ei].context, features[fi], s, e)
     return predictions
+
+
+def top_k(values: np.ndarray, k: int) -> np.ndarray:
+    """Row-wise ``top_indices``: [rows, k] column indices of the k largest values of each row,
+    largest first, ties to the lower index (argpartition alone breaks ties arbitrarily, so the
+    values equal to the k-th largest are taken lowest index first)."""
+    rows, cols = values.shape
+    if k >= cols:
+        return np.argsort(-values, axis=1, kind="stable")[:, :k]
+    kth = -np.partition(-values, k - 1, axis=1)[:, k - 1:k]
+    greater = values > kth
+    equal = values == kth
+    need = k - greater.sum(axis=1, keepdims=True)
+    take = greater | (equal & (np.cumsum(equal, axis=1) <= need))
+    idx = np.nonzero(take)[1].reshape(rows, k)                  # each row's k columns, ascending
+    order = np.argsort(-np.take_along_axis(values, idx, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(idx, order, axis=1)
+
+
+def _stack_logits(features: Sequence[Feature], logits: Sequence[tuple[np.ndarray, np.ndarray]]):
+    """float64 [features, width] start and end logits (-inf past a row's end), and the mask of the
+    positions the n-best may look at: before the feature's length (padding never answers)."""
+    n = len(features)
+    lengths = [min(len(s), len(e)) for s, e in logits]
+    width = max(lengths) if lengths else 0
+    if all(w == width for w in lengths):
+        start = np.stack([s[:width] for s, _ in logits]).astype(np.float64)
+        end = np.stack([e[:width] for _, e in logits]).astype(np.float64)
+    else:
+        start = np.full((n, width), -np.inf)
+        end = np.full((n, width), -np.inf)
+        for i, (s, e) in enumerate(logits):
+            start[i, :len(s)] = s[:width]
+            end[i, :len(e)] = e[:width]
+    limit = np.minimum([f.length for f in features], lengths)
+    real = np.arange(width)[None, :] < np.asarray(limit)[:, None]
+    for a in (start, end):
+        a[~real | np.isnan(a)] = -np.inf
+    return start, end, real
+
+
+def _position_masks(features: Sequence[Feature], width: int) -> tuple[np.ndarray, np.ndarray]:
+    """[features, width] bool: is the position a context token (in ``token_spans``), and is it one
+    whose max-context window this is (``token_is_max_context``)."""
+    n = len(features)
+    in_ctx = np.zeros((n, width), dtype=bool)
+    max_ctx = np.zeros((n, width), dtype=bool)
+    if all(isinstance(f.token_spans, ContextMap) and isinstance(f.token_is_max_context, ContextMap)
+           and f.token_spans.offset == f.token_is_max_context.offset
+           and len(f.token_spans) == len(f.token_is_max_context) for f in features):
+        rows, k = _ragged(np.array([len(f.token_spans) for f in features], dtype=np.int64))
+        cols = np.array([f.token_spans.offset for f in features], dtype=np.int64)[rows] + k
+        flags = np.concatenate([f.token_is_max_context.array for f in features] or [np.zeros(0, bool)])
+        keep = (cols >= 0) & (cols < width)
+        in_ctx[rows[keep], cols[keep]] = True
+        max_ctx[rows[keep], cols[keep]] = flags[keep]
+        return in_ctx, max_ctx
+    for i, f in enumerate(features):           # features built by hand (plain dicts)
+        for pos in f.token_spans:
+            if 0 <= pos < width:
+                in_ctx[i, pos] = True
+        for pos, flag in f.token_is_max_context.items():
+            if flag and 0 <= pos < width:
+                max_ctx[i, pos] = True
+    return in_ctx, max_ctx
 
 
 def oracle_logits(feature: Feature, high: float = 10.0, low: float = -10.0) -> tuple[np.ndarray, np.ndarray]:
