@@ -83,11 +83,11 @@ def dev_examples(squad_path):
 
 
 @pytest.fixture(scope="session")
-def dev_features(dev_examples, albert_tokenizer):
-    """Features of the whole real dev set (about 10 s)."""
-    from albert_ixrt.squad.features import build_features
+def dev_features(squad_path, dev_examples, albert_tokenizer):
+    """Features of the whole real dev set (the feature cache's; ~2 CPU-s to build once)."""
+    from albert_ixrt.feature_cache import cached_features
 
-    return build_features(dev_examples, albert_tokenizer)
+    return cached_features(squad_path, albert_tokenizer, examples=dev_examples)
 
 
 @pytest.fixture(scope="session")

@@ -27,6 +27,15 @@ ONNX_FOR_BACKEND = {"tensorrt/ixrt": "model.sim.onnx", "onnxruntime fp32": "mode
                     "onnxruntime fp16": "model.fused.fp16.onnx"}
 
 
+def default_workers() -> int:
+    """Processes for building features: the cores this process may run on (``os.sched_getaffinity``,
+    which honours taskset and cgroup CPU sets, unlike ``os.cpu_count``)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:        # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def check_backend_precision(backend: str, precision: str) -> None:
     if backend not in BACKEND_PRECISIONS:
         raise AlbertIxrtError(f"--backend {backend!r} is not a backend; choose one of {', '.join(BACKENDS)}")

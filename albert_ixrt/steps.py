@@ -19,7 +19,7 @@ from .errors import AlbertIxrtError, InputFileError
 from .evaluate import EvalResult, evaluate
 from .model import LoadedModel, load_model
 from .squad.data import Example, load_squad
-from .squad.features import Feature, build_features
+from .squad.features import Feature
 from .tokenizer import AlbertTokenizer
 
 #: Features compared stage by stage in the equivalence step (as in `convert --verify`), and its batch.
@@ -123,18 +123,25 @@ class FeatureSet:
 
 def prepare_data(squad: str | Path, tokenizer: AlbertTokenizer, settings: SquadSettings = DEFAULT_SQUAD,
                  limit: int | None = None, progress: bool = True,
-                 shard: tuple[int, int] | None = None) -> tuple[list[Example], list[Feature]]:
-    """Examples (the first ``limit``, then shard ``shard=(index, count)`` of them) and their features."""
+                 shard: tuple[int, int] | None = None, *, use_cache: bool = True,
+                 workers: int = 1) -> tuple[list[Example], list[Feature]]:
+    """Examples (the first ``limit``, then shard ``shard=(index, count)`` of them) and their features
+    (from the feature cache unless ``use_cache`` is false; ``workers`` processes build them)."""
+    from .feature_cache import cached_features
     from .parallel import shard as take_shard
 
     examples = load_squad(squad)
+    chosen = range(len(examples))
     if limit is not None:
         if limit < 1:
             raise AlbertIxrtError(f"--limit must be >= 1, got {limit}")
-        examples = examples[:limit]
+        chosen = chosen[:limit]
     if shard is not None:
-        examples = take_shard(examples, *shard)
-    return examples, build_features(examples, tokenizer, settings, progress=progress)
+        part = take_shard(chosen, *shard)        # a contiguous run of example indices
+        chosen = range(part[0], part[-1] + 1) if part else range(chosen.start, chosen.start)
+    return examples[chosen.start:chosen.stop], cached_features(
+        squad, tokenizer, settings, examples=examples, select=(chosen.start, chosen.stop), use_cache=use_cache,
+        workers=workers, progress=progress)
 
 
 def features_step(subject: Subject, limit: int | None = None, progress: bool = True,

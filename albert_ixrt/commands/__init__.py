@@ -142,6 +142,23 @@ def add_squad_args(p: argparse.ArgumentParser, required: bool = False) -> None:
                    help="tokens between the starts of a long context's windows (default %(default)s)")
     p.add_argument("--max-query-length", type=positive_int, default=DEFAULT_SQUAD.max_query_length,
                    help="question tokens kept (default %(default)s)")
+    add_feature_args(p)
+
+
+def add_feature_args(p: argparse.ArgumentParser) -> None:
+    """How features are built: the feature cache (albert_ixrt/feature_cache.py) and processes."""
+    p.add_argument("--no-feature-cache", action="store_true",
+                   help="build the SQuAD features afresh, neither reading nor writing the feature cache")
+    p.add_argument("--workers", type=positive_int, default=None,
+                   help="processes that build features (default: the cores this process may use)")
+
+
+def feature_kwargs(args) -> dict:
+    """``prepare_data`` keywords from ``add_feature_args`` options."""
+    from ..options import default_workers
+
+    return {"use_cache": not getattr(args, "no_feature_cache", False),
+            "workers": getattr(args, "workers", None) or default_workers()}
 
 
 def squad_settings(args):

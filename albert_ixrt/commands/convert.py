@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from . import add_model_args, add_squad_args, load_model_arg, nonnegative_int, output_dir, positive_int, squad_settings
+from . import (add_model_args, add_squad_args, feature_kwargs, load_model_arg, nonnegative_int, output_dir,
+               positive_int, squad_settings)
 
 HELP = "convert the model to ONNX (exported, simplified, fused, fp16, trt_fp16) and write manifest.json"
 EQUIVALENCE_NAME = "equivalence.json"
@@ -60,7 +61,7 @@ def verify(model, manifest: dict, args) -> list[str]:
     tokenizer = AlbertTokenizer(resolve_tokenizer(model, args.tokenizer))
     check_vocab(tokenizer, model)
     _, features = prepare_data(assets.squad_dev_path(args.squad), tokenizer, squad_settings(args),
-                               limit=args.verify, progress=False)
+                               limit=args.verify, progress=False, **feature_kwargs(args))
     result = compare_manifest(model, manifest, args.out, SquadFeeds(features, args.verify_batch))
     print(result.table())
     write_json_atomic(os.path.join(args.out, EQUIVALENCE_NAME), result.to_dict())

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import time
 
-from . import (add_backend_args, add_compile_args, add_model_args, add_squad_args, compile_kwargs, input_file,
-               load_model_arg, output_dir, positive_int, squad_settings, write_and_print)
+from . import (add_backend_args, add_compile_args, add_model_args, add_squad_args, compile_kwargs, feature_kwargs,
+               input_file, load_model_arg, output_dir, positive_int, squad_settings, write_and_print)
 
 HELP = "evaluate a model on SQuAD v1.1: writes predictions.json and metrics.json"
 
@@ -52,7 +52,7 @@ def run(args) -> int:
     check_vocab(tok, model)
     t0 = time.perf_counter()
     examples, features = prepare_data(assets.squad_dev_path(args.squad), tok, settings, args.limit,
-                                      progress=not args.quiet, shard=shard)
+                                      progress=not args.quiet, shard=shard, **feature_kwargs(args))
     features_s = time.perf_counter() - t0
     with make_runner(args.backend, model, args.precision, args.onnx, **runner_options) as runner:
         result = evaluate(runner, examples, features, batch_size=args.batch_size, bucket=not args.no_bucket,

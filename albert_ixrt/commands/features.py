@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from . import add_squad_args, squad_settings
+from . import add_squad_args, feature_kwargs, squad_settings
 
 HELP = "build SQuAD features and print {\"examples\": N, \"features\": M} as JSON"
 
@@ -15,13 +15,15 @@ def add_arguments(p):
 
 def run(args) -> int:
     from ..assets import squad_dev_path, tokenizer_path
+    from ..feature_cache import cached_features
     from ..squad.data import load_squad
-    from ..squad.features import build_features
     from ..tokenizer import AlbertTokenizer
 
     settings = squad_settings(args)
-    examples = load_squad(squad_dev_path(args.squad))
+    squad = squad_dev_path(args.squad)
+    examples = load_squad(squad)
     tokenizer = AlbertTokenizer(tokenizer_path(args.tokenizer))
-    features = build_features(examples, tokenizer, settings, progress=args.progress)
+    features = cached_features(squad, tokenizer, settings, examples=examples, progress=args.progress,
+                               **feature_kwargs(args))
     print(json.dumps({"examples": len(examples), "features": len(features), **settings.__dict__}))
     return 0

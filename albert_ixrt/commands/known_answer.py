@@ -2,7 +2,7 @@
 from the dev set, a seeded fraction of the questions wrong) to prove the accuracy gate both ways."""
 from __future__ import annotations
 
-from . import add_squad_args, squad_settings
+from . import add_squad_args, feature_kwargs, squad_settings
 
 HELP = ("write a known-answer model: gold answers except a seeded --wrong fraction of questions, to check "
         "that the accuracy gate passes and fails as it should (not a real model)")
@@ -28,7 +28,8 @@ def run(args) -> int:
     check_request(args.wrong, args.seed, args.out)
     tok = AlbertTokenizer(assets.tokenizer_path(args.tokenizer))
     settings = squad_settings(args)
-    examples, features = prepare_data(assets.squad_dev_path(args.squad), tok, settings, progress=not args.quiet)
+    examples, features = prepare_data(assets.squad_dev_path(args.squad), tok, settings, progress=not args.quiet,
+                                      **feature_kwargs(args))
     path, table, expected = build_known_answer(examples, features, args.wrong, args.out, seed=args.seed,
                                                pad_id=tok.pad_id, settings=settings)
     print(f"known-answer model (not real weights): {table.meta['wrong_questions']} of {len(examples)} questions "

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from . import add_model_args, add_squad_args, input_file, load_model_arg, positive_int, squad_settings
+from . import add_model_args, add_squad_args, feature_kwargs, input_file, load_model_arg, positive_int, squad_settings
 
 HELP = "name the first ALBERT layer where an ONNX graph or TensorRT engine drifts from torch fp32"
 
@@ -66,7 +66,7 @@ def run(args) -> int:
     tokenizer = AlbertTokenizer(resolve_tokenizer(model, args.tokenizer))
     check_vocab(tokenizer, model)
     _, features = prepare_data(assets.squad_dev_path(args.squad), tokenizer, settings, limit=args.features,
-                               progress=False)
+                               progress=False, **feature_kwargs(args))
     feeds = SquadFeeds(features[:args.features], args.batch_size)
     result = layerwise(model, onnx, feeds, precision=precision, backend=args.backend, label=label)
     print(result.table())
