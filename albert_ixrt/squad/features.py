@@ -56,8 +56,8 @@ class ContextMap(Mapping):
             raise KeyError(pos) from None
         if not 0 <= k < len(self.array):
             raise KeyError(pos)
-        v = self.array[k]
-        return (int(v[0]), int(v[1])) if self.array.ndim == 2 else bool(v)
+        v = self.array[k].tolist()
+        return tuple(v) if self.array.ndim == 2 else v
 
     def __iter__(self) -> Iterator[int]:
         return iter(range(self.offset, self.offset + len(self.array)))
