@@ -38,14 +38,21 @@ def exact_match_score(prediction: str, ground_truth: str) -> float:
     return float(normalize_answer(prediction) == normalize_answer(ground_truth))
 
 
+@lru_cache(maxsize=1 << 16)
+def _token_counts(s: str) -> tuple[Counter, int]:
+    """The normalised tokens of ``s``, counted, and how many (shared, read-only: cached)."""
+    tokens = normalize_answer(s).split()
+    return Counter(tokens), len(tokens)
+
+
 def f1_score(prediction: str, ground_truth: str) -> float:
-    pred = normalize_answer(prediction).split()
-    gold = normalize_answer(ground_truth).split()
-    same = sum((Counter(pred) & Counter(gold)).values())
+    pred, n_pred = _token_counts(prediction)
+    gold, n_gold = _token_counts(ground_truth)
+    same = sum((pred & gold).values())
     if same == 0:
         return 0.0
-    precision = same / len(pred)
-    recall = same / len(gold)
+    precision = same / n_pred
+    recall = same / n_gold
     return 2 * precision * recall / (precision + recall)
 
 
