@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import accumulate
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -91,6 +92,7 @@ def is_squad_whitespace(c: str) -> bool:
 
 #: A run of characters that are not SQuAD whitespace (``is_squad_whitespace``): one word.
 _WORD = re.compile("[^ \t\r\n\u202f]+")
+_WORD_SPLIT = re.compile("([^ \t\r\n\u202f]+)")
 
 
 def split_words(context: str) -> tuple[list[str], list[int]]:
@@ -290,9 +292,9 @@ def build_table(examples: Sequence[Example], tokenizer, settings: SquadSettings 
     word_pos: list[int] = []
     ctx_words = [0]
     for context in contexts:
-        found = _WORD.findall(context)
-        words += found
-        word_pos += [m.start() for m in _WORD.finditer(context)]
+        parts = _WORD_SPLIT.split(context)      # gap, word, gap, word, ..., gap
+        words += parts[1::2]
+        word_pos += list(accumulate(map(len, parts)))[0:-1:2]   # a word starts where the parts before it end
         ctx_words.append(len(words))
     questions = [ex.question for ex in examples]
     texts = {t: i for i, t in enumerate(dict.fromkeys(words + questions))}   # distinct, first-seen order
@@ -395,13 +397,10 @@ def to_features(table: FeatureTable) -> list[Feature]:
     length = offset + w_len + 1
     ids = np.full((n, seq), table.pad_id, dtype=np.int64)
     ids[:, 0] = table.cls_id
-    rows, k = _ragged(q_len)
-    ids[rows, 1 + k] = table.q_ids[table.q_start[ex][rows] + k]
     ids[np.arange(n), offset - 1] = table.sep_id
-    rows, k = _ragged(w_len)
-    ctx_first = table.ctx_start[ci] + w_start
-    ids[rows, offset[rows] + k] = table.ctx_ids[ctx_first[rows] + k]
     ids[np.arange(n), length - 1] = table.sep_id
+    ctx_first = table.ctx_start[ci] + w_start
+    q_first = table.q_start[ex]
     ones = np.concatenate([np.ones(seq, dtype=np.int64), np.zeros(seq, dtype=np.int64)])
     ones.flags.writeable = False               # mask row of length L: ones[seq - L:2 * seq - L]
     type_buffers: dict[int, np.ndarray] = {}   # type row of (offset o, k type-1 tokens): buf_k[seq - o:2 * seq - o]
@@ -411,10 +410,14 @@ def to_features(table: FeatureTable) -> list[Feature]:
         buf.flags.writeable = False
         type_buffers[kk] = buf
     out = []
-    spans, flags = table.ctx_spans, table.flags
-    for i, (e, wi, _, _, wl, s_pos, e_pos), o, L, c0, f0 in zip(
-            range(n), f.tolist(), offset.tolist(), length.tolist(), ctx_first.tolist(), table.flag_start.tolist()):
-        out.append(Feature(e, wi, ids[i], ones[seq - L:2 * seq - L], type_buffers[L - o][seq - o:2 * seq - o], L, o,
+    spans, flags, q_ids, ctx_ids = table.ctx_spans, table.flags, table.q_ids, table.ctx_ids
+    for i, (e, wi, _, _, wl, s_pos, e_pos), o, L, c0, f0, q0 in zip(
+            range(n), f.tolist(), offset.tolist(), length.tolist(), ctx_first.tolist(), table.flag_start.tolist(),
+            q_first.tolist()):
+        row = ids[i]
+        row[1:o - 1] = q_ids[q0:q0 + o - 2]          # slice copies: cheaper than one scatter of 2M tokens
+        row[o:o + wl] = ctx_ids[c0:c0 + wl]
+        out.append(Feature(e, wi, row, ones[seq - L:2 * seq - L], type_buffers[L - o][seq - o:2 * seq - o], L, o,
                            ContextMap(o, spans[c0:c0 + wl]), ContextMap(o, flags[f0:f0 + wl]),
                            None if s_pos < 0 else s_pos, None if e_pos < 0 else e_pos))
     return out

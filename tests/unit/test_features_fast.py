@@ -2,6 +2,8 @@
 dev set is compared with commit 3c0c7cb by benchmarks/host_speed.py)."""
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from albert_ixrt.selftest import selftest_spiece
 from albert_ixrt.squad.data import Answer, Example
@@ -140,3 +142,18 @@ def test_context_map_reads_like_the_dict_it_replaces():
     assert ContextMap(3, np.zeros((0, 2), np.int32)) == {}
     with pytest.raises(KeyError):
         spans[4]
+
+
+ASCII_TEXT = st.lists(st.sampled_from(list("abcXYZ019 ,.'`$%-()\t") + ["``", "''", "é", "  ", "1,"]),
+                      max_size=12).map("".join)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(texts=st.lists(ASCII_TEXT, max_size=6))
+def test_piece_table_equals_tokenize_on_generated_text(albert_tokenizer, texts):
+    ids, starts, ends, first = albert_tokenizer.piece_table(texts)
+    for i, text in enumerate(texts):
+        sl = slice(first[i], first[i + 1])
+        pieces = albert_tokenizer._tokenize_general(text)     # the path with the full per-character maps
+        assert ids[sl].tolist() == [p.id for p in pieces], text
+        assert list(zip(starts[sl].tolist(), ends[sl].tolist())) == [(p.start, p.end) for p in pieces], text
