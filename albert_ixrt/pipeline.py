@@ -123,7 +123,7 @@ def run_acceptance(*, profile: str = "real", model_spec: str | None = None, rand
                    precision: str = "fp32", batch_size: int = 8, limit: int | None = None,
                    out_dir: str | Path = "results", progress: bool = True,
                    skip: tuple[str, ...] = (), bench_batch_sizes: tuple[int, ...] = run_steps.BENCH_BATCH_SIZES,
-                   announce: bool | None = None) -> tuple[dict, EvalResult | None]:
+                   announce: bool | None = None, feature_options: dict | None = None) -> tuple[dict, EvalResult | None]:
     """Run the acceptance pipeline (``STEPS``) and write its files into ``out_dir``: the ONNX
     stages and manifest.json (onnx/), equivalence.json, predictions.json, metrics.json,
     bench.json, perf_report.md/.json + throughput.png, and report.json + report.md.
@@ -183,7 +183,7 @@ def run_acceptance(*, profile: str = "real", model_spec: str | None = None, rand
             step.detail = subject.detail()
 
         with timer("features") as step:
-            data = run_steps.features_step(subject, limit, progress)
+            data = run_steps.features_step(subject, limit, progress, **(feature_options or {}))
             step.detail = data.detail()
 
         conversion = None

@@ -145,8 +145,9 @@ def prepare_data(squad: str | Path, tokenizer: AlbertTokenizer, settings: SquadS
 
 
 def features_step(subject: Subject, limit: int | None = None, progress: bool = True,
-                  settings: SquadSettings = DEFAULT_SQUAD) -> FeatureSet:
-    return FeatureSet(*prepare_data(subject.squad_path, subject.tokenizer, settings, limit, progress))
+                  settings: SquadSettings = DEFAULT_SQUAD, *, use_cache: bool = True, workers: int = 1) -> FeatureSet:
+    return FeatureSet(*prepare_data(subject.squad_path, subject.tokenizer, settings, limit, progress,
+                                    use_cache=use_cache, workers=workers))
 
 
 # --------------------------------------------------------------------------------------------

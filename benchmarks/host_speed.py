@@ -311,7 +311,7 @@ def report(fig: dict) -> str:
         f">= {TARGETS['features']:g}x CPU", same + " (hash of every field)")
     if "features_workers" in s:
         w = s["features_workers"]
-        lines.append(f"| features, {w['workers']} worker processes | {f['old']['cpu_s']:.2f} | (workers not counted) | | "
+        lines.append(f"| features, {w['workers']} worker processes | {f['old']['cpu_s']:.2f} | (workers uncounted) | | "
                      f"{f['old']['wall_s']:.2f} | {w['new']['wall_s']:.2f} | "
                      f"{ratio(f['old']['wall_s'], w['new']['wall_s']):.1f}x | | "
                      f"{'yes' if w['new']['hash'] == f['old']['hash'] else 'NO'} |")

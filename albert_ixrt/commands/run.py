@@ -6,7 +6,8 @@ Default: the real model and the official dev set.  ``--profile tiny``: the embed
 """
 from __future__ import annotations
 
-from . import add_backend_args, add_model_args, input_file, output_dir, positive_int, tokenizer_arg
+from . import (add_backend_args, add_feature_args, add_model_args, feature_kwargs, input_file, output_dir, positive_int,
+               tokenizer_arg)
 
 HELP = "run the acceptance pipeline (default: real model + official dev set; --profile tiny: offline self-test)"
 
@@ -22,6 +23,7 @@ def add_arguments(p):
     p.add_argument("--squad", type=input_file("SQuAD JSON file"),
                    help="SQuAD v1.1 JSON (default: official dev set, or the shipped sample for tiny)")
     p.add_argument("--tokenizer", type=tokenizer_arg, help="spiece.model or model directory")
+    add_feature_args(p)
     add_backend_args(p)
     p.add_argument("--batch-size", type=positive_int, default=8, help="features per runner call in the evaluate "
                    "step (default 8)")
@@ -44,7 +46,8 @@ def run(args) -> int:
                                     squad=args.squad, tokenizer=args.tokenizer, backend=args.backend,
                                     precision=args.precision, batch_size=args.batch_size, limit=args.limit,
                                     out_dir=args.out, progress=not args.quiet, skip=tuple(args.skip),
-                                    bench_batch_sizes=tuple(args.bench_batch_sizes))
+                                    bench_batch_sizes=tuple(args.bench_batch_sizes),
+                                    feature_options=feature_kwargs(args))
     print(summarize(report, result))
     print(f"written: {files_line(report, args.out)}")
     failure = report.get("failure")

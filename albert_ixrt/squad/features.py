@@ -454,7 +454,8 @@ def build_feature_table(examples: Sequence[Example], tokenizer, settings: SquadS
                         progress: bool = False, workers: int = 1) -> FeatureTable:
     """``build_table``, split over ``workers`` processes (forked: they inherit the tokenizer and the
     examples, and send back compact tables) when there are enough examples to pay for them."""
-    if workers <= 1 or len(examples) < MIN_EXAMPLES_PER_WORKER * workers or "fork" not in multiprocessing.get_all_start_methods():
+    if (workers <= 1 or len(examples) < MIN_EXAMPLES_PER_WORKER * workers
+            or "fork" not in multiprocessing.get_all_start_methods()):
         return build_table(examples, tokenizer, settings, progress)
     from concurrent.futures import ProcessPoolExecutor
 

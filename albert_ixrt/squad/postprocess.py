@@ -85,7 +85,8 @@ def best_answers(example: Example, features: Sequence[Feature], logits: Sequence
 
 
 def predictions_from_logits(examples: Sequence[Example], features: Sequence[Feature],
-                            logits: Mapping[int, tuple[np.ndarray, np.ndarray]] | Sequence[tuple[np.ndarray, np.ndarray]],
+                            logits: (Mapping[int, tuple[np.ndarray, np.ndarray]]
+                                     | Sequence[tuple[np.ndarray, np.ndarray]]),
                             settings: SquadSettings = DEFAULT_SQUAD) -> dict[str, str]:
     """``{question id: answer text}`` for every example; ``logits[i]`` belongs to ``features[i]``.
 
@@ -161,8 +162,8 @@ def _few_distinct(values: np.ndarray) -> bool:
 
 def _stack_logits(features: Sequence[Feature], logits: Sequence[tuple[np.ndarray, np.ndarray]]):
     """[features, width] start and end logits, -inf where the n-best may not look: at and past the
-    feature's length (padding) or the row's end, and that limit per feature.  float32 when the logits are float32 or narrower
-    (exact, and half the memory traffic of float64), else float64."""
+    feature's length (padding) or the row's end, and that limit per feature.  float32 when the
+    logits are float32 or narrower (exact, and half the memory traffic of float64), else float64."""
     n = len(features)
     lengths = [min(len(s), len(e)) for s, e in logits]
     width = max(lengths)
