@@ -309,10 +309,23 @@ def measure(runner: Runner, feed: Feed, settings: BenchSettings, transfer: str =
         model=str(model_info.get("model", "")), runner=desc, feed=feed_info or describe_feed(feed))
 
 
+def refuse_emulated(runner) -> None:
+    """One clear error when ``runner`` is an engine of the test suite's TensorRT stand-in: its timings are
+    onnxruntime's on the CPU and are never published as an engine's (bench, loadgen)."""
+    emulated = runner.describe().get("emulated") if hasattr(runner, "describe") else None
+    if emulated:
+        from .errors import AlbertIxrtError
+
+        raise AlbertIxrtError(f"{emulated}: refusing to time an emulated engine (its timings are never published)")
+
+
 def run_benchmark(runner: Runner, features: Sequence[Feature], settings: BenchSettings = BenchSettings(), *,
                   model_info: dict | None = None, vocab_size: int | None = None,
                   on_result: Callable[[BenchResult], None] | None = None) -> BenchReport:
-    """Every (batch size, sequence length, transfer) point of ``settings`` for one runner."""
+    """Every (batch size, sequence length, transfer) point of ``settings`` for one runner.  An engine of
+    the test suite's TensorRT stand-in ("emulated TensorRT ... (onnxruntime)") is refused: its timings
+    are onnxruntime's on the CPU and must never be published as an engine's."""
+    refuse_emulated(runner)
     results = []
     for seq in settings.seq_lens:
         for batch in settings.batch_sizes:

@@ -88,6 +88,10 @@ class ChainedFeeds:
 # ---------------------------------------------------------------------------------------------
 # Runners
 # ---------------------------------------------------------------------------------------------
+#: The equivalence table's row of the engine itself (beside the ONNX stages).
+ENGINE_ROW = "engine"
+
+
 def torch_runner(model: LoadedModel, name: str = REFERENCE_NAME):
     """A Polygraphy runner around the torch module.  Written here rather than Polygraphy's own
     ``PytRunner`` because that one needs the output names up front and hands back whatever the
@@ -124,6 +128,37 @@ def torch_runner(model: LoadedModel, name: str = REFERENCE_NAME):
             self.module = None
 
     return TorchQARunner()
+
+
+def engine_runner(runner, name: str = "engine"):
+    """A Polygraphy runner around one of this suite's runners (a TensorRT / ixRT engine): the engine
+    row of the equivalence table judges the engine itself, not only the graph it was built from."""
+    from polygraphy.backend.base import BaseRunner
+    from polygraphy.common import TensorMetadata
+
+    class EngineQARunner(BaseRunner):
+        def __init__(self):
+            super().__init__(name=name)
+
+        def activate_impl(self):
+            pass
+
+        def get_input_metadata_impl(self):
+            meta = TensorMetadata()
+            for input_name in INPUT_NAMES:
+                meta.add(input_name, np.int64, ("batch", "sequence"))
+            return meta
+
+        def infer_impl(self, feed_dict):
+            began = time.perf_counter()
+            out = runner.infer_outputs(feed_dict, OUTPUT_NAMES)
+            self.inference_time = time.perf_counter() - began
+            return OrderedDict((k, np.asarray(out[k], dtype=np.float32)) for k in OUTPUT_NAMES)
+
+        def deactivate_impl(self):
+            pass
+
+    return EngineQARunner()
 
 
 def onnx_runner(path, name: str):
@@ -243,10 +278,13 @@ class EquivalenceResult:
 # The comparison
 # ---------------------------------------------------------------------------------------------
 def compare_stages(model: LoadedModel, stage_files: dict, feeds: Iterable, *,
-                   tolerances: dict | None = None, precisions: dict | None = None) -> EquivalenceResult:
+                   tolerances: dict | None = None, precisions: dict | None = None,
+                   engine=None) -> EquivalenceResult:
     """Run torch fp32 and every ONNX stage on ``feeds``; compare each stage with torch.
 
     ``stage_files`` maps stage name -> .onnx path (e.g. ``export.stage_paths(manifest, out)``).
+    ``engine``: a TensorRT / ixRT runner, judged as one more row ("engine") with the tolerance of its
+    precision (an fp32 engine within the fp32 tolerance).
     """
     from polygraphy.comparator import Comparator
     from polygraphy.logger import G_LOGGER
@@ -255,6 +293,11 @@ def compare_stages(model: LoadedModel, stage_files: dict, feeds: Iterable, *,
     precisions = {**STAGE_PRECISION, **(precisions or {})}
     feed_list = list(feeds)
     runners = [torch_runner(model)] + [onnx_runner(path, stage) for stage, path in stage_files.items()]
+    stage_files = dict(stage_files)
+    if engine is not None:
+        runners.append(engine_runner(engine, ENGINE_ROW))
+        stage_files[ENGINE_ROW] = None
+        precisions[ENGINE_ROW] = engine.precision
     with G_LOGGER.verbosity(G_LOGGER.ERROR):
         run_results = Comparator.run(runners, data_loader=feed_list)
     result = EquivalenceResult(REFERENCE_NAME, model.weights, [list(f["input_ids"].shape) for f in feed_list],
@@ -351,8 +394,9 @@ def top1_margin(logits: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(top2[:, 1]), gap, np.inf)
 
 
-def compare_manifest(model: LoadedModel, manifest: dict, out_dir, feeds: Iterable) -> EquivalenceResult:
-    """Compare every stage listed in a conversion manifest."""
+def compare_manifest(model: LoadedModel, manifest: dict, out_dir, feeds: Iterable, engine=None) -> EquivalenceResult:
+    """Compare every stage listed in a conversion manifest (and ``engine``, a TensorRT / ixRT runner,
+    as the "engine" row)."""
     from .export import stage_paths
 
-    return compare_stages(model, stage_paths(manifest, Path(out_dir)), feeds)
+    return compare_stages(model, stage_paths(manifest, Path(out_dir)), feeds, engine=engine)

@@ -6,7 +6,8 @@ Layers, from pure to thin (Polygraphy's split of loaders and runners):
 - ``ShapeProfile``: min/opt/max batch and sequence length; the profile maths and the check that
   a feed fits, so a wrong shape fails with one sentence before it reaches TensorRT.
 - ``EngineKey`` / ``EngineCache``: a plan is only valid for the ONNX bytes, TensorRT version,
-  GPU, precision and profile it was built with, so all five make the key.  A sidecar JSON holds
+  GPU, precision, profile and every builder setting (workspace, network flags, builder flags with
+  TF32, typing, plugin library) it was built with, so all of them make the key.  A sidecar JSON holds
   the key and the plan's sha256 and is written last: a half-written or corrupt entry is
   detected, discarded and rebuilt, never deserialized blindly.
 - ``TrtLibrary``: the thin layer over the ``tensorrt`` module (NVIDIA's, or Iluvatar ixRT's
@@ -31,7 +32,7 @@ from .errors import AlbertIxrtError, BackendUnavailable, InputFileError
 from .fileio import sha256_bytes, sha256_file, sha256_json, write_bytes_atomic, write_json_atomic
 from .model import INPUT_NAMES
 from .trt_api import IXRT_PLUGIN_DEFAULT, IXRT_PLUGIN_ENV  # noqa: F401 (re-exported; their home is trt_api)
-from .trt_api import TrtApi, check_engine_precision, plugin_candidates
+from .trt_api import TrtApi, check_engine_precision, emulation_label, import_module, plugin_candidates
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,16 @@ class ShapeProfile:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def for_feeds(cls, batch_sizes: Iterable[int], max_seq: int) -> "ShapeProfile":
+        """The profile of a run that feeds batches of up to each of ``batch_sizes`` (a last batch may
+        be smaller, down to 1) padded to any length up to ``max_seq``: decided before the build, so a
+        shape the run will feed can never be refused after minutes of building."""
+        sizes = [int(b) for b in batch_sizes]
+        if not sizes or min(sizes) < 1 or max_seq < 1:
+            raise ValueError(f"a profile needs batch sizes >= 1 and a length >= 1, got {sizes} / {max_seq}")
+        return cls.covering([1, *sizes], [1, max_seq])
+
     def label(self) -> str:
         return (f"batch {self.min_batch}/{self.opt_batch}/{self.max_batch}, "
                 f"seq {self.min_seq}/{self.opt_seq}/{self.max_seq} (min/opt/max)")
@@ -125,11 +136,15 @@ class EngineKey:
     flavour: str = "tensorrt"
     typing: str = "weak"     # trt_api.STRONG (precision from the graph) or WEAK (from BuilderFlag.FP16)
     graph: str = ""          # file name of the ONNX graph the engine was built from
+    #: Every builder setting (``TrtLibrary.builder_settings``): workspace, network flags, builder
+    #: flags (TF32 among them), plugin library.  A change of any of them is another plan.
+    build_settings: tuple = ()
 
     def as_dict(self) -> dict:
         return {"onnx_sha256": self.onnx_sha256, "trt_version": self.trt_version, "gpu_name": self.gpu_name,
                 "precision": self.precision, "profile": self.profile.as_dict(), "flavour": self.flavour,
-                "typing": self.typing, "graph": self.graph}
+                "typing": self.typing, "graph": self.graph,
+                "build_settings": {k: list(v) if isinstance(v, tuple) else v for k, v in self.build_settings}}
 
     def digest(self) -> str:
         return sha256_json(self.as_dict())
@@ -196,14 +211,14 @@ class EngineCache:
 # The thin TensorRT layer
 # --------------------------------------------------------------------------------------------
 def import_tensorrt(flavour: str):
-    """The ``tensorrt`` module, or ``BackendUnavailable`` saying why not.  ixRT ships its
-    TensorRT-compatible Python module under the same name."""
+    """The TensorRT-API module of ``flavour`` (``trt_api.MODULE_NAMES``: ixRT's ``ixrt``, or the
+    ``tensorrt`` of older ixRT SDKs), or ``BackendUnavailable`` saying why not."""
     if flavour not in FLAVOURS:
         raise ValueError(f"flavour must be one of {FLAVOURS}, got {flavour!r}")
     try:
-        import tensorrt as trt  # noqa: PLC0415 (optional dependency)
+        trt, _ = import_module(flavour)
     except ImportError as exc:
-        what = ("Iluvatar ixRT's tensorrt module" if flavour == "ixrt"
+        what = ("Iluvatar ixRT's Python module (ixrt, or tensorrt in older SDKs)" if flavour == "ixrt"
                 else "TensorRT (pip install '.[gpu-cu12]' or '.[gpu-cu13]', matching torch's CUDA)")
         raise BackendUnavailable(flavour, f"{what} is not importable here ({exc})") from None
     return trt
@@ -218,7 +233,7 @@ def major_version(version: str) -> int:
 
 
 def resolve_plugin_path(option: str | None, trt=None) -> str:
-    """ixRT's plugin library: the option, else the library beside the ``tensorrt`` module, else
+    """ixRT's plugin library: the option, else the library beside the imported module, else
     $IXRT_PLUGIN_PATH, else the bare soname (found through the loader's search path)."""
     return plugin_candidates(option, getattr(trt, "__file__", None), os.environ)[0]
 
@@ -236,29 +251,64 @@ class TrtLibrary:
     """The ``tensorrt`` module wrapped with the few calls this project needs."""
 
     def __init__(self, trt, flavour: str = "tensorrt", device_name: str = "unknown GPU",
-                 workspace_bytes: int = DEFAULT_WORKSPACE_BYTES):
+                 workspace_bytes: int = DEFAULT_WORKSPACE_BYTES, tf32: bool = False, plugin: str | None = None):
         self.trt = trt
         self.flavour = flavour
         self.version = str(getattr(trt, "__version__", "unknown"))
         self.device_name = device_name
         self.workspace_bytes = workspace_bytes
-        self.api = TrtApi.detect(trt)
+        self.tf32 = tf32          # fp32 engines: TF32 MatMuls only when asked (--tf32); cleared otherwise
+        self.plugin = plugin      # the plugin library loaded for it (ixRT), part of the cache key
+        self.api = TrtApi.detect(trt, flavour)
+        self.emulated = emulation_label(trt)
         self.logger = trt.Logger(trt.Logger.WARNING)
+
+    @property
+    def label(self) -> str:
+        """What built and runs the engines, as reports and JSON name it."""
+        name = "ixRT" if self.flavour == "ixrt" else "TensorRT"
+        return self.emulated or f"{name} {self.version}"
 
     @classmethod
     def load(cls, flavour: str = "tensorrt", plugin_path: str | None = None, device_name: str = "unknown GPU",
              **kw) -> "TrtLibrary":
         trt = import_tensorrt(flavour)
-        problem = TrtApi.detect(trt).unavailable_reason()
+        problem = TrtApi.detect(trt, flavour).unavailable_reason()
         if problem:
-            raise BackendUnavailable(flavour, f"the tensorrt module {getattr(trt, '__version__', '?')} found cannot be "
-                                              f"used: {problem}")
-        lib = cls(trt, flavour, device_name, **kw)
+            raise BackendUnavailable(flavour, f"the {getattr(trt, '__name__', 'tensorrt')} module "
+                                              f"{getattr(trt, '__version__', '?')} found cannot be used: {problem}")
+        plugin = None
         if flavour == "ixrt":  # RTLD_GLOBAL, before the registry is initialised, so it sees the creators
-            load_plugin_library(resolve_plugin_path(plugin_path, trt), flavour)
+            plugin = resolve_plugin_path(plugin_path, trt)
+            load_plugin_library(plugin, flavour)
+        lib = cls(trt, flavour, device_name, plugin=plugin, **kw)
         if lib.api.has_init_plugins:
             trt.init_libnvinfer_plugins(lib.logger, "")
         return lib
+
+    def builder_flags(self, precision: str) -> tuple[str, ...]:
+        """The BuilderFlag names set on the config: FP16 for a weakly typed fp16 build; TF32 only
+        when asked (every real IBuilderConfig starts with TF32 set; Polygraphy clears it unless
+        --tf32, and so does this builder, so an "fp32" engine computes its MatMuls in fp32)."""
+        flags = []
+        if precision == "fp16" and self.api.uses_fp16_flag:  # strong typing: the graph's types decide
+            flags.append("FP16")
+        if self.api.has_tf32_flag and self.tf32:
+            flags.append("TF32")
+        return tuple(flags)
+
+    def builder_settings(self, precision: str) -> tuple:
+        """Every setting the builder is given, as the engine cache key records it."""
+        plugin = self.plugin
+        if plugin and Path(plugin).is_file():
+            plugin = f"{plugin} sha256:{sha256_file(plugin)[:16]}"
+        return (("workspace", self.workspace_bytes if self.api.has_memory_pool else None),
+                ("network_flags", self.api.network_flags), ("builder_flags", self.builder_flags(precision)),
+                ("typing", self.api.typing), ("plugin", plugin), ("emulated", self.emulated))
+
+    def _dims(self, shape):
+        """``trt.Dims`` where the module has it (ixRT's set_shape takes only Dims), else a tuple."""
+        return self.trt.Dims(tuple(shape)) if self.api.has_dims else tuple(shape)
 
     def build(self, onnx_path: str | os.PathLike, profile: ShapeProfile, precision: str,
               input_names: Sequence[str] = INPUT_NAMES) -> bytes:
@@ -274,12 +324,16 @@ class TrtLibrary:
             errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
             raise AlbertIxrtError(f"{onnx_path}: TensorRT's ONNX parser failed: {'; '.join(errors) or 'no detail'}")
         config = builder.create_builder_config()
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, self.workspace_bytes)
-        if precision == "fp16" and self.api.uses_fp16_flag:  # strong typing: the graph's types decide
-            config.set_flag(trt.BuilderFlag.FP16)
+        if self.api.has_memory_pool:  # no public ixRT code sets a pool limit; its 8-style module may lack it
+            config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, self.workspace_bytes)
+        flags = self.builder_flags(precision)
+        if self.api.has_tf32_flag and "TF32" not in flags:
+            config.clear_flag(trt.BuilderFlag.TF32)  # on by default in every real IBuilderConfig
+        for flag in flags:
+            config.set_flag(getattr(trt.BuilderFlag, flag))
         opt_profile = builder.create_optimization_profile()
         for name, (lo, mid, hi) in profile.input_shapes(input_names).items():
-            opt_profile.set_shape(name, lo, mid, hi)
+            opt_profile.set_shape(name, self._dims(lo), self._dims(mid), self._dims(hi))
         config.add_optimization_profile(opt_profile)
         plan = builder.build_serialized_network(network, config)
         if plan is None:
@@ -308,7 +362,7 @@ class EngineInfo:
 def engine_key(lib: TrtLibrary, onnx_path: str | os.PathLike, profile: ShapeProfile, precision: str) -> EngineKey:
     return EngineKey(onnx_sha256=sha256_file(onnx_path), trt_version=lib.version, gpu_name=lib.device_name,
                      precision=precision, profile=profile, flavour=lib.flavour, typing=lib.api.typing,
-                     graph=Path(onnx_path).name)
+                     graph=Path(onnx_path).name, build_settings=lib.builder_settings(precision))
 
 
 def load_or_build_engine(lib: TrtLibrary, onnx_path: str | os.PathLike, profile: ShapeProfile, precision: str,

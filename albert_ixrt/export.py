@@ -88,22 +88,9 @@ FP16_STAGES = ("fp16", "trt_fp16")
 #: The graph-check target of each stage's file (see graph_checks: TensorRT takes the simplified graph).
 STAGE_CHECK_TARGET = {"exported": "tensorrt", "simplified": "tensorrt", "fused": "onnxruntime",
                       "fp16": "onnxruntime", "trt_fp16": "tensorrt"}
-#: Which file each engine family should start from (recorded in the manifest).  A *strongly typed*
-#: TensorRT network (TensorRT 11, or 10.12+ with STRONGLY_TYPED) takes its precisions from the
-#: graph's tensor types, so its fp16 engine needs the fp16 graph ``trt_fp16``; weak typing
-#: (``BuilderFlag.FP16``: TensorRT <= 10, ixRT) and fp32 engines start from the fp32 ``simplified``.
-ENGINE_INPUTS = {"tensorrt": "simplified", "ixrt": "simplified", "tensorrt-fp16-strongly-typed": "trt_fp16",
-                 "ixrt-fp16-strongly-typed": "trt_fp16", "onnxruntime": "fused", "onnxruntime-fp16": "fp16"}
-
-
-def engine_input(backend: str, precision: str, strongly_typed: bool = False) -> str:
-    """The stage an engine of ``backend`` / ``precision`` builds from (``ENGINE_INPUTS``): the most
-    specific key first (``tensorrt-fp16-strongly-typed``), then ``tensorrt-fp16``, then ``tensorrt``."""
-    keys = ([f"{backend}-{precision}-strongly-typed"] if strongly_typed else []) + [f"{backend}-{precision}", backend]
-    for key in keys:
-        if key in ENGINE_INPUTS:
-            return ENGINE_INPUTS[key]
-    raise KeyError(f"no conversion stage feeds backend {backend!r}")
+#: Which file each engine family starts from: ``engine_input.ENGINE_INPUTS`` (the one decision, in
+#: a floor module), re-exported here for the manifest's ``engine_inputs``.
+from .engine_input import ENGINE_INPUTS, engine_input  # noqa: E402,F401 (re-exported)
 
 #: trt_fp16: what stays fp32, on top of onnxruntime's DEFAULT_OP_BLOCK_LIST (ops without fp16
 #: kernels; none of them holds float data in ALBERT).  The field's evidence:

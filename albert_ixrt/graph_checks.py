@@ -29,15 +29,35 @@ OUTPUT_DTYPE = "float32"
 DYNAMIC_AXES = ("batch", "sequence")
 
 #: Highest default-domain opset each TensorRT generation's ONNX parser reads (generation by
-#: capability: trt_api.TrtApi.generation, since ixRT's module carries ixRT's own version).
-#: 8 (TensorRT 8.6, ixRT's 8-style API): onnx-tensorrt release/8.6 docs/operators.md, "TensorRT 8.6
-#:   supports operators up to Opset 17";
+#: capability: trt_api.TrtApi.generation; within 11.x by version, see ``trt_max_opset``).
+#: 8 (TensorRT 8.6): onnx-tensorrt release/8.6 docs/operators.md, "TensorRT 8.6 supports operators up
+#:   to Opset 17";
 #: 10: onnx-tensorrt README of release/10.0, "opset 9 to opset 20" (later 10.x may read more:
 #:   conservative);
-#: 11: NVIDIA TensorRT docs, ONNX Opset Guide (reference/onnx-opset-guide.html), "TensorRT 11.x ...
-#:   Maximum opset 25".
-#: Our export stays at 17 (see export.EXPORTER_REASON), which every generation reads.
-TRT_MAX_OPSET_BY_GENERATION = {8: 17, 10: 20, 11: 25}
+#: 11: NVIDIA TensorRT docs, ONNX Opset Guide (reference/onnx-opset-guide.html): opset 25 arrived in
+#:   TensorRT 11.5; 11.0-11.4 read at most 24 (``TRT_11_OPSET25_FROM``).
+#: ixRT: none of these.  Iluvatar's ixrtexec down-converts every model to opset 11 before parsing, and
+#:   ixRT publishes no ceiling of its own, so TensorRT's ceilings say nothing about it: not checked
+#:   (``trt_max_opset`` returns None), and the report says so.
+#: Our export stays at 17 (see export.EXPORTER_REASON), which every TensorRT generation reads.
+TRT_MAX_OPSET_BY_GENERATION = {8: 17, 10: 20, 11: 24}
+TRT_11_OPSET25_FROM, TRT_11_LATE_MAX_OPSET = (11, 5), 25
+
+
+def trt_max_opset(generation: int, version: str = "", flavour: str = "tensorrt") -> int | None:
+    """The highest opset the parser of this TensorRT reads, or None where none is published (ixRT)."""
+    if flavour == "ixrt":
+        return None
+    if generation == 11:
+        try:
+            major, minor = (int(p) for p in str(version).split(".")[:2])
+        except ValueError:
+            major = minor = None
+        if major is not None and (major, minor) >= TRT_11_OPSET25_FROM:
+            return TRT_11_LATE_MAX_OPSET
+    return TRT_MAX_OPSET_BY_GENERATION[generation]
+
+
 #: Without an importable TensorRT: checked for 10.x (what the CUDA 12 `gpu` extra installs).
 DEFAULT_TRT_GENERATION = 10
 TRT_MAX_OPSET = TRT_MAX_OPSET_BY_GENERATION[DEFAULT_TRT_GENERATION]
@@ -110,10 +130,12 @@ class TrtParserInfo:
     generation: int
     supports: Callable[[str], bool] | None = None   # OnnxParser.supports_operator of a real TensorRT
     source: str = "onnx-tensorrt operators.md list"
+    version: str = ""
+    flavour: str = "tensorrt"
 
     @property
-    def max_opset(self) -> int:
-        return TRT_MAX_OPSET_BY_GENERATION[self.generation]
+    def max_opset(self) -> int | None:
+        return trt_max_opset(self.generation, self.version, self.flavour)
 
 
 def trt_parser_info(trt=None, generation: int | None = None) -> TrtParserInfo:
@@ -123,24 +145,26 @@ def trt_parser_info(trt=None, generation: int | None = None) -> TrtParserInfo:
         return _installed_parser_info(generation)
     from .trt_api import TrtApi
 
-    api = TrtApi.detect(trt)
+    flavour = "ixrt" if getattr(trt, "__name__", "") == "ixrt" else "tensorrt"
+    api = TrtApi.detect(trt, flavour)
     generation = generation or api.generation
+    version = str(getattr(trt, "__version__", ""))
     if not api.has_supports_operator:
-        return TrtParserInfo(generation)
+        return TrtParserInfo(generation, version=version, flavour=flavour)
     try:  # a parser needs a network, hence a builder, hence usually a GPU: without one, the list
         logger = trt.Logger(trt.Logger.WARNING)
         builder = trt.Builder(logger)
         network = builder.create_network(api.network_flags)
         parser = trt.OnnxParser(network, logger)
     except Exception:  # noqa: BLE001 (CUDA initialisation failures come as several types)
-        return TrtParserInfo(generation)
+        return TrtParserInfo(generation, version=version, flavour=flavour)
     keep = (builder, network, parser)  # the parser must outlive its network and builder
 
     def supports(op: str, _keep=keep) -> bool:
         return bool(_keep[2].supports_operator(op))
 
-    return TrtParserInfo(generation, supports, f"OnnxParser.supports_operator (TensorRT "
-                                                 f"{getattr(trt, '__version__', '?')})")
+    return TrtParserInfo(generation, supports, f"OnnxParser.supports_operator (TensorRT {version or '?'})",
+                         version, flavour)
 
 
 @functools.lru_cache(maxsize=None)
@@ -294,9 +318,9 @@ def unsupported_trt_ops(model, supports: Callable[[str], bool] | None = None) ->
     return dict(sorted(counts.items()))
 
 
-def trt_problems(model, report: GraphReport, max_opset: int = TRT_MAX_OPSET) -> list[str]:
+def trt_problems(model, report: GraphReport, max_opset: int | None = TRT_MAX_OPSET) -> list[str]:
     problems = []
-    if report.opset is not None and report.opset > max_opset:
+    if report.opset is not None and max_opset is not None and report.opset > max_opset:
         problems.append(f"opset {report.opset} is above {max_opset}, the highest TensorRT "
                         f"{report.trt_generation or DEFAULT_TRT_GENERATION}.x's ONNX parser reads")
     if report.unsupported_trt_ops:

@@ -291,6 +291,9 @@ def make_test_settings(lg, s: LoadgenSettings):
 def run_loadgen(runner: Runner, features: Sequence[Feature], settings: LoadgenSettings = LoadgenSettings(), *,
                 log_dir: str | Path | None = None, vocab_size: int | None = None) -> LoadgenResult:
     """One LoadGen test; logs go to ``log_dir`` (a temporary folder when None)."""
+    from .bench import refuse_emulated
+
+    refuse_emulated(runner)  # an emulated engine's timings are never published
     lg = _lg()
     qsl = FeatureQSL(features, settings.seq_len, vocab_size)
     sut = RunnerSUT(runner, qsl, settings.batch_size if settings.scenario == "Offline" else 1)

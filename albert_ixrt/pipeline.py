@@ -48,6 +48,7 @@ class _Timer:
     def __init__(self, steps: list[Step], name: str, announce=None):
         self.steps, self.name, self.announce = steps, name, announce
         self.status, self.detail = "ok", {}
+        self.t0 = time.perf_counter()  # also when only __exit__ is called (a failure blamed between steps)
 
     def __enter__(self):
         self.t0 = time.perf_counter()
@@ -123,7 +124,8 @@ def run_acceptance(*, profile: str = "real", model_spec: str | None = None, rand
                    precision: str = "fp32", batch_size: int = 8, limit: int | None = None,
                    out_dir: str | Path = "results", progress: bool = True,
                    skip: tuple[str, ...] = (), bench_batch_sizes: tuple[int, ...] = run_steps.BENCH_BATCH_SIZES,
-                   announce: bool | None = None, feature_options: dict | None = None) -> tuple[dict, EvalResult | None]:
+                   announce: bool | None = None, feature_options: dict | None = None,
+                   tf32: bool = False) -> tuple[dict, EvalResult | None]:
     """Run the acceptance pipeline (``STEPS``) and write its files into ``out_dir``: the ONNX
     stages and manifest.json (onnx/), equivalence.json, predictions.json, metrics.json,
     bench.json, perf_report.md/.json + throughput.png, and report.json + report.md.
@@ -194,25 +196,31 @@ def run_acceptance(*, profile: str = "real", model_spec: str | None = None, rand
                 conversion = run_steps.convert_step(subject.model, out_dir / "onnx", progress)
                 written.append("onnx/manifest.json")
                 step.status, step.detail = ("ok" if conversion.passed else "failed"), conversion.detail()
-        if "equivalence" in skip:
-            skipped("equivalence", SKIPPED_BY_OPTION)
-        elif conversion is None:
-            skipped("equivalence", "needs the convert step, which was skipped")
-        else:
-            with timer("equivalence") as step:
-                equivalence = run_steps.equivalence_step(subject.model, conversion, data.features)
-                write_json_atomic(out_dir / "equivalence.json", equivalence.result.to_dict())
-                written.append("equivalence.json")
-                step.status, step.detail = ("ok" if equivalence.passed else "failed"), equivalence.detail()
-
         # The graph an ONNX-based runner starts from: the one decision (steps.backend_graph); without a
         # conversion in this run, make_runner converts into the user cache and asks the same function.
         onnx = None
         if backend != "torch" and conversion is not None:
             onnx = run_steps.backend_graph(conversion.manifest, conversion.onnx_dir, backend, precision)
+        # An engine's profile covers every batch this run feeds, decided before the build; TF32 only if asked.
+        engine_kw = run_steps.engine_options(backend, batch_size, bench_batch_sizes, tf32)
+        if "equivalence" in skip:
+            skipped("equivalence", SKIPPED_BY_OPTION)
+        elif conversion is None:
+            skipped("equivalence", "needs the convert step, which was skipped")
+        else:
+            with timer("equivalence") as step, contextlib.ExitStack() as engine_stack:
+                engine = (engine_stack.enter_context(run_steps.make_runner(backend, subject.model, precision, onnx,
+                                                                           **engine_kw))
+                          if engine_kw else None)  # the engine's own row; evaluate reuses its cached plan
+                equivalence = run_steps.equivalence_step(subject.model, conversion, data.features, engine=engine)
+                write_json_atomic(out_dir / "equivalence.json", equivalence.result.to_dict())
+                written.append("equivalence.json")
+                step.status, step.detail = ("ok" if equivalence.passed else "failed"), equivalence.detail()
+
         with contextlib.ExitStack() as stack:
             with timer("evaluate") as step:
-                runner = stack.enter_context(run_steps.make_runner(backend, subject.model, precision, onnx))
+                runner = stack.enter_context(run_steps.make_runner(backend, subject.model, precision, onnx,
+                                                                   **engine_kw))
                 result = run_steps.evaluate_step(runner, subject, data, batch_size, progress)
                 result.write(out_dir)
                 written += ["predictions.json", "metrics.json"]
@@ -221,8 +229,11 @@ def run_acceptance(*, profile: str = "real", model_spec: str | None = None, rand
                 step.status, step.detail = run_steps.thresholds_step(result, subject, data, backend=backend,
                                                              precision=precision, batch_size=batch_size,
                                                              progress=progress)
+            emulated = runner.describe().get("emulated")
             if "bench" in skip:
                 skipped("bench", SKIPPED_BY_OPTION)
+            elif emulated:  # the test suite's TensorRT stand-in: onnxruntime timings, never an engine's
+                skipped("bench", f"{emulated}: an emulated engine's timings are never published")
             else:
                 with timer("bench") as step:
                     bench = run_steps.bench_step(runner, subject, data.features, bench_batch_sizes)

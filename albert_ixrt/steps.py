@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 from . import assets
 from .config import DEFAULT_MODEL_ID, DEFAULT_SQUAD, REFERENCE_EM_BYTEMLPERF, REFERENCE_F1_BYTEMLPERF, \
     SQUAD_DEV_QUESTIONS, SquadSettings
+from .engine_input import ENGINE_BACKENDS, engine_graph, engine_stage  # noqa: F401 (re-exported)
 from .errors import AlbertIxrtError, InputFileError
 from .evaluate import EvalResult, evaluate
 from .model import LoadedModel, load_model
@@ -26,8 +27,8 @@ from .tokenizer import AlbertTokenizer
 EQUIVALENCE_FEATURES, EQUIVALENCE_BATCH = 16, 8
 #: The bench step: the reference shapes, a short run (the full harness is `albert-ixrt bench`).
 BENCH_BATCH_SIZES, BENCH_SEQ_LEN, BENCH_ITERATIONS = (1, 16), DEFAULT_SQUAD.max_seq_length, 5
-#: Backends that run an engine built from an ONNX stage (TensorRT, and ixRT's TensorRT-compatible API).
-ENGINE_BACKENDS = ("tensorrt", "ixrt")
+#: Backends that run an engine built from an ONNX stage (TensorRT, and ixRT's TensorRT-compatible API):
+#: engine_input.ENGINE_BACKENDS, re-exported with the one decision (engine_stage, engine_graph).
 
 
 # --------------------------------------------------------------------------------------------
@@ -194,33 +195,23 @@ def converted(model: LoadedModel, progress: bool = True) -> tuple[Path, dict]:
     return out, convert(model, out, progress=progress)
 
 
-def engine_stage(manifest: dict, out, backend: str, precision: str, typing: str | None = None) -> str:
-    """The stage ``backend`` builds from (``export.engine_input``; strongly typed TensorRT takes fp16
-    from the graph), checked to be in ``manifest``."""
-    from .export import engine_input
-    from .trt_api import STRONG
-
-    try:
-        stage = engine_input(backend, precision, strongly_typed=typing == STRONG)
-    except KeyError:
-        raise AlbertIxrtError(f"no ONNX stage is known for backend {backend!r}") from None
-    if stage not in manifest.get("stages", {}):
-        raise AlbertIxrtError(f"{Path(out) / 'manifest.json'}: no {stage!r} stage, which {backend} {precision} "
-                              f"builds from ({typing or 'default'} typing); re-run albert-ixrt convert (with fp16)")
-    return stage
-
-
 def backend_graph(manifest: dict, onnx_dir, backend: str, precision: str) -> Path:
-    """The graph file ``backend`` at ``precision`` starts from: the one decision (``engine_stage``),
-    with the typing of the TensorRT/ixRT module at hand."""
-    from .export import stage_paths
+    """The graph file ``backend`` at ``precision`` starts from: the one decision
+    (``engine_input.engine_graph``), with the typing of the TensorRT/ixRT module at hand."""
+    return engine_graph(manifest, onnx_dir, backend, precision)
 
-    typing = None
-    if backend in ENGINE_BACKENDS:
-        from .trt_api import detect_typing
 
-        typing = detect_typing(backend)
-    return stage_paths(manifest, onnx_dir)[engine_stage(manifest, onnx_dir, backend, precision, typing)]
+def engine_options(backend: str, batch_size: int, bench_batch_sizes=(), tf32: bool = False,
+                   max_seq: int = DEFAULT_SQUAD.max_seq_length) -> dict:
+    """Runner options of an engine (empty for other backends): the profile covers every batch the run
+    feeds (evaluation at ``batch_size``, the equivalence step's batches, the bench sizes) at any length up
+    to max_seq_length, decided before the build; TF32 only when asked."""
+    if backend not in ENGINE_BACKENDS:
+        return {}
+    from .engine import ShapeProfile
+
+    profile = ShapeProfile.for_feeds([batch_size, EQUIVALENCE_BATCH, *bench_batch_sizes], max(max_seq, BENCH_SEQ_LEN))
+    return {"profile": profile, "tf32": tf32}
 
 
 def convert_for_backend(model: LoadedModel, backend: str, precision: str) -> Path:
@@ -267,11 +258,13 @@ class Equivalence:
 
 
 def equivalence_step(model: LoadedModel, conversion: Conversion, features: Sequence[Feature],
-                     n_features: int = EQUIVALENCE_FEATURES) -> Equivalence:
+                     n_features: int = EQUIVALENCE_FEATURES, engine=None) -> Equivalence:
+    """Every stage against torch fp32; ``engine`` (a TensorRT / ixRT runner) as one more row, "engine",
+    with its precision's tolerance."""
     from .compare import SquadFeeds, compare_manifest
 
     feeds = SquadFeeds(features[:n_features], EQUIVALENCE_BATCH)
-    eq = compare_manifest(model, conversion.manifest, conversion.onnx_dir, feeds)
+    eq = compare_manifest(model, conversion.manifest, conversion.onnx_dir, feeds, engine=engine)
     drift = {} if eq.passed else drift_detail(model, conversion.manifest, conversion.onnx_dir, eq, feeds)
     return Equivalence(eq, drift)
 
@@ -282,9 +275,11 @@ def drift_detail(model: LoadedModel, manifest: dict, onnx_dir, eq, feeds) -> dic
     from .export import stage_paths
     from .layerwise import first_layer_lines, first_layers_over
 
+    paths = stage_paths(manifest, onnx_dir)
     failing = list(dict.fromkeys(c.stage for c in eq.comparisons if not c.passed))
-    found = first_layers_over(model, stage_paths(manifest, onnx_dir), feeds, failing)
-    lines = first_layer_lines(found)
+    found = first_layers_over(model, paths, feeds, [s for s in failing if s in paths])
+    lines = first_layer_lines(found) + [f"{s}: `albert-ixrt layerwise --backend <its backend>` names its first layer "
+                                        "over tolerance" for s in failing if s not in paths]
     return {"first_layer_over_tolerance": found,
             "reason": f"{len(eq.failures())} comparison(s) over tolerance ({'; '.join(lines)}): {eq.failures()[0]}"}
 

@@ -11,11 +11,17 @@ TensorRT 11.x      strong: the ONNX graph's types   STRONGLY_TYPED (accepted,   
 TensorRT 10.x      strong where STRONGLY_TYPED      1 << STRONGLY_TYPED           tensor addresses
                    exists (weak flags deprecated)
 TensorRT 8-style   weak: BuilderFlag.FP16 lets the  1 << EXPLICIT_BATCH           tensor addresses
-(ixRT, TRT 8.x)    builder pick fp16 kernels                                      where present, else
+(TRT 8.x)          builder pick fp16 kernels                                      where present, else
                                                                                   bindings + execute_v2
+ixRT (any)         weak by default, even where      1 << EXPLICIT_BATCH (where    as TensorRT 8
+                   STRONGLY_TYPED exists            the enum has it)
 =================  ===============================  ============================  ==================
 
-``TrtApi.detect(trt)`` reads only ``hasattr``/``getattr`` of the imported module, never its
+ixRT is weak by default because Iluvatar's own ``ixrtexec`` always creates its network with
+``1 << EXPLICIT_BATCH`` and uses ``BuilderFlag.FP16`` unless ``--strongly_typed`` is asked, and documents
+weak typing as ixRT's default and fastest mode (the ByteMLPerf reference row is weak FP16).
+
+``TrtApi.detect(trt, flavour)`` reads only ``hasattr``/``getattr`` of the imported module, never its
 version number; the builder and the runner ask the object and never branch on versions.
 
 ``USED_API`` names every TensorRT attribute the engine and runner code touches, with the
@@ -36,6 +42,9 @@ IO_TENSOR_ADDRESS, IO_BINDINGS = "tensor_address", "bindings"
 #: The conversion stage a strongly typed fp16 engine is built from (export.py writes it), and the
 #: one every other TensorRT / ixRT engine starts from.
 STRONG_FP16_STAGE, STANDARD_STAGE = "trt_fp16", "simplified"
+#: The Python module names each flavour's library is imported under, in the order tried: ixRT's
+#: open-source tree installs ``ixrt``, older ixRT SDKs a TensorRT-compatible ``tensorrt``.
+MODULE_NAMES = {"tensorrt": ("tensorrt",), "ixrt": ("ixrt", "tensorrt")}
 #: Environment variable naming ixRT's plugin library, and the library's (soname) name.
 IXRT_PLUGIN_ENV = "IXRT_PLUGIN_PATH"
 IXRT_PLUGIN_DEFAULT = "libixrt_plugin.so"
@@ -54,7 +63,10 @@ USED_API: dict[str, str | None] = {
     "NetworkDefinitionCreationFlag.EXPLICIT_BATCH": "uses_explicit_batch_flag",
     "BuilderFlag.FP16": "uses_fp16_flag",
     "IBuilderConfig.set_flag": "uses_fp16_flag",
-    "IBuilderConfig.set_memory_pool_limit": None, "MemoryPoolType.WORKSPACE": None,
+    "BuilderFlag.TF32": "has_tf32_flag", "IBuilderConfig.clear_flag": "has_tf32_flag",
+    "IBuilderConfig.get_flag": "has_tf32_flag",
+    "IBuilderConfig.set_memory_pool_limit": "has_memory_pool", "MemoryPoolType.WORKSPACE": "has_memory_pool",
+    "Dims": "has_dims",
     "IBuilderConfig.add_optimization_profile": None, "IOptimizationProfile.set_shape": None,
     "OnnxParser": None, "OnnxParser.parse_from_file": None, "OnnxParser.num_errors": None,
     "OnnxParser.get_error": None, "OnnxParser.supports_operator": "has_supports_operator",
@@ -108,15 +120,23 @@ class TrtApi:
     has_init_plugins: bool
     has_supports_operator: bool
     has_serialized_build: bool
+    flavour: str = "tensorrt"
+    has_tf32_flag: bool = False
+    has_memory_pool: bool = True
+    has_dims: bool = False
 
     @classmethod
-    def detect(cls, trt) -> "TrtApi":
+    def detect(cls, trt, flavour: str = "tensorrt") -> "TrtApi":
         flags_enum = getattr(trt, "NetworkDefinitionCreationFlag", None)
         strongly = getattr(flags_enum, "STRONGLY_TYPED", None)
         explicit = getattr(flags_enum, "EXPLICIT_BATCH", None)
         fp16 = _has(trt, "BuilderFlag.FP16")
         # 11.x has no weak-typing flags at all; 10.12+ offers STRONGLY_TYPED and deprecates them.
-        typing = STRONG if (strongly is not None or not fp16) else WEAK
+        # ixRT: weak wherever it has the FP16 flag (its own default; see the module docstring).
+        if flavour == "ixrt":
+            typing = WEAK if fp16 else STRONG
+        else:
+            typing = STRONG if (strongly is not None or not fp16) else WEAK
         flags = 0
         if typing == STRONG and strongly is not None:
             flags |= 1 << int(strongly)
@@ -134,7 +154,11 @@ class TrtApi:
                    has_strongly_typed_flag=strongly is not None, has_explicit_batch_flag=explicit is not None,
                    has_init_plugins=hasattr(trt, "init_libnvinfer_plugins"),
                    has_supports_operator=_has(trt, "OnnxParser.supports_operator"),
-                   has_serialized_build=_has(trt, "Builder.build_serialized_network"))
+                   has_serialized_build=_has(trt, "Builder.build_serialized_network"), flavour=flavour,
+                   has_tf32_flag=_has(trt, "BuilderFlag.TF32") and _has(trt, "IBuilderConfig.clear_flag"),
+                   has_memory_pool=_has(trt, "IBuilderConfig.set_memory_pool_limit")
+                   and _has(trt, "MemoryPoolType.WORKSPACE"),
+                   has_dims=hasattr(trt, "Dims"))
 
     # -- what the code paths ask ------------------------------------------------------------
     @property
@@ -176,13 +200,6 @@ class TrtApi:
         if not self.has_fp16_flag:
             return 11
         return 10 if self.has_strongly_typed_flag else 8
-
-    def graph_stage(self, precision: str) -> str:
-        """The conversion stage an engine of ``precision`` is built from under this typing mode
-        (``export.ENGINE_INPUTS``, the one table of which graph feeds which engine)."""
-        from .export import engine_input
-
-        return engine_input("tensorrt", precision, strongly_typed=self.typing == STRONG)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -243,19 +260,41 @@ def check_engine_precision(api: TrtApi, onnx_path, precision: str, version: str 
             f"cannot be built from it; use {need}".replace("TensorRT  ", "TensorRT "))
 
 
+def import_module(flavour: str):
+    """(module, the name it was imported under) for ``flavour`` (``MODULE_NAMES``), or ImportError
+    naming every name tried."""
+    import importlib
+
+    errors = []
+    for name in MODULE_NAMES.get(flavour, ("tensorrt",)):
+        try:
+            return importlib.import_module(name), name
+        except ImportError as exc:
+            errors.append(f"{name}: {exc}")
+    raise ImportError("; ".join(errors))
+
+
 def detect_typing(flavour: str) -> str | None:
-    """The typing mode of the importable ``tensorrt`` module, or None when there is none (the
-    runner then reports the backend unavailable with its reason)."""
+    """The typing mode the importable module of ``flavour`` is driven with, or None when there is
+    none (the runner then reports the backend unavailable with its reason)."""
     try:
-        import tensorrt as trt  # noqa: PLC0415 (optional dependency)
+        trt, _ = import_module(flavour)
     except ImportError:
         return None
-    return TrtApi.detect(trt).typing
+    return TrtApi.detect(trt, flavour).typing
+
+
+def emulation_label(trt) -> str | None:
+    """"emulated TensorRT <version> (onnxruntime)" for the test suite's stand-in module (it says so
+    in ``__emulated__``), None for a real TensorRT / ixRT.  Engines of a stand-in run on the CPU and
+    their timings are never published."""
+    label = getattr(trt, "__emulated__", None)
+    return str(label) if label else None
 
 
 def plugin_candidates(option: str | None, trt_module_file: str | None, env: dict) -> list[str]:
-    """ixRT's plugin library, in the order tried: --plugin, the library beside the ``tensorrt``
-    module (``<dirname(tensorrt.__file__)>/lib/libixrt_plugin.so``, where ixRT installs it),
+    """ixRT's plugin library, in the order tried: --plugin, the library beside the imported module
+    (``<dirname(module.__file__)>/lib/libixrt_plugin.so``, where ixRT installs it),
     $IXRT_PLUGIN_PATH, the bare soname (the loader's search path)."""
     out = [option] if option else []
     if trt_module_file:

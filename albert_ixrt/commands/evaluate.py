@@ -47,6 +47,10 @@ def run(args) -> int:
         except ValueError as exc:
             raise AlbertIxrtError(f"--shard: {exc}") from None
     runner_options = compile_kwargs(args)  # --compile-mode without --compile: refused before any work
+    from ..steps import engine_options
+
+    # tensorrt/ixrt: a profile covering --batch-size at every length up to max_seq_length, before the build
+    runner_options.update(engine_options(args.backend, args.batch_size, (), max_seq=settings.max_seq_length))
     model = load_model_arg(args)  # only now: every option above is refused before any work
     tok = AlbertTokenizer(resolve_tokenizer(model, args.tokenizer))
     check_vocab(tok, model)

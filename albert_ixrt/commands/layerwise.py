@@ -18,10 +18,12 @@ def add_arguments(p):
     from ..layerwise import BACKENDS
 
     add_model_args(p, default=os.environ.get("ALBERT_IXRT_MODEL") or DEFAULT_MODEL_ID)
-    which = p.add_mutually_exclusive_group(required=True)
+    which = p.add_mutually_exclusive_group()
     which.add_argument("--onnx", type=input_file("ONNX file"), help="the graph to compare (any conversion stage)")
     which.add_argument("--stage", choices=tuple(STAGE_FILES),
-                       help="convert --model (cached per stage) and compare this stage's graph")
+                       help="convert --model (cached per stage) and compare this stage's graph; with --backend "
+                            "tensorrt/ixrt and neither --onnx nor --stage: the graph its engine builds from at "
+                            "--precision (default fp16), as run / bench / evaluate choose it")
     p.add_argument("--backend", default="onnxruntime", choices=BACKENDS,
                    help="what runs the graph: onnxruntime (CPU), or a TensorRT / ixRT engine built from it by "
                         "the suite's engine builder, every boundary marked as an engine output (default onnxruntime)")
@@ -45,6 +47,11 @@ def run(args) -> int:
     from ..tokenizer import AlbertTokenizer
 
     settings = squad_settings(args)
+    if args.onnx is None and args.stage is None and args.backend not in ("tensorrt", "ixrt"):
+        from ..errors import AlbertIxrtError
+
+        raise AlbertIxrtError("one of the arguments --onnx --stage is required (or --backend tensorrt/ixrt without "
+                              "them: the graph its engine builds from)")
     if args.backend in ("tensorrt", "ixrt"):
         from ..engine import import_tensorrt
 
@@ -52,7 +59,15 @@ def run(args) -> int:
     model = load_model_arg(args)
     hf_model(model)  # a TorchScript model is refused before any conversion or data work
     onnx, label = args.onnx, args.onnx
-    if args.stage:
+    if args.onnx is None and args.stage is None:
+        from ..engine_input import engine_graph
+        from ..steps import converted
+
+        args.precision = args.precision or "fp16"
+        out, manifest = converted(model)
+        onnx = engine_graph(manifest, out, args.backend, args.precision)
+        label = f"{args.backend} {args.precision} engine ({onnx.name})"
+    elif args.stage:
         from ..export import stage_paths
         from ..steps import converted
 

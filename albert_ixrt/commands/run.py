@@ -33,6 +33,10 @@ def add_arguments(p):
                    help="leave out optional steps (each is shown as skipped in the report)")
     p.add_argument("--bench-batch-sizes", type=positive_int, nargs="+", default=list(BENCH_BATCH_SIZES),
                    help="batch sizes of the bench step (default: %(default)s; fewer or smaller is faster)")
+    p.add_argument("--tf32", action="store_true",
+                   help="tensorrt/ixrt fp32: let the builder use TF32 MatMuls (off by default, as in Polygraphy: every "
+                        "TensorRT builder config starts with TF32 on, and a TF32 engine is not fp32; labelled in the "
+                        "report's builder flags)")
     p.add_argument("--out", default="results", type=output_dir, help="output directory (default: ./results)")
     p.add_argument("--quiet", action="store_true", help="no progress bars or per-step lines")
 
@@ -47,7 +51,7 @@ def run(args) -> int:
                                     precision=args.precision, batch_size=args.batch_size, limit=args.limit,
                                     out_dir=args.out, progress=not args.quiet, skip=tuple(args.skip),
                                     bench_batch_sizes=tuple(args.bench_batch_sizes),
-                                    feature_options=feature_kwargs(args))
+                                    feature_options=feature_kwargs(args), tf32=args.tf32)
     print(summarize(report, result))
     print(f"written: {files_line(report, args.out)}")
     failure = report.get("failure")

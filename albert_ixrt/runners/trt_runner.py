@@ -3,10 +3,21 @@
 ixRT exposes a TensorRT-compatible Python module, so both backends build (or load from cache) an
 engine through ``albert_ixrt.engine`` and run it with the I/O style ``trt_api.TrtApi`` detected:
 tensor addresses where the module has them (``set_input_shape`` + ``set_tensor_address`` for
-every I/O tensor, then ``execute_async_v3`` on the current CUDA stream; TensorRT >= 8.5, 10, 11),
-else TensorRT 8-style bindings (``set_binding_shape`` + a pointer list to ``execute_v2``; older
-ixRT).  Buffers are torch CUDA tensors, so host<->device copies are explicit
-(``to_device``) and the benchmark can time inference with and without them.
+every I/O tensor, then ``execute_async_v3``; TensorRT >= 8.5, 10, 11), else TensorRT 8-style
+bindings (``set_binding_shape`` + a pointer list to ``execute_v2``; older ixRT).  Buffers are torch
+CUDA tensors, so host<->device copies are explicit (``to_device``) and the benchmark can time
+inference with and without them.
+
+Ordering and binding rules (checked by the test suite's engine stand-in):
+
+* copies, enqueue and synchronisation go to a CUDA stream the runner owns: never torch's legacy
+  default stream (handle 0), on which TensorRT adds device synchronisations and warns "Using
+  default stream in enqueueV3()"; the owned stream first waits for torch's current stream, so
+  tensors made there are ready;
+* the synchronous ``execute_v2`` does not wait for any stream: the owned stream is synchronised first;
+* every engine output is bound on every call (an execution with an unbound output is undefined);
+* a shape or address the engine refuses (``set_input_shape`` / ``set_tensor_address`` return False)
+  is one error naming the tensor.
 
 Nothing here runs on a CPU-only machine: ``create_runner`` raises ``BackendUnavailable`` with the
 reason (no ``tensorrt`` module, one without a usable API, no CUDA device).  The unit tests drive
@@ -21,8 +32,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ..engine import ENGINE_CACHE_DIR, ENGINE_PRECISIONS, EngineCache, ShapeProfile, TrtLibrary, load_or_build_engine
-from ..errors import BackendUnavailable
+from ..engine import (ENGINE_CACHE_DIR, ENGINE_PRECISIONS, EngineCache, ShapeOutsideProfile, ShapeProfile,
+                      TrtLibrary, load_or_build_engine)
+from ..errors import AlbertIxrtError, BackendUnavailable
 from ..trt_api import IO_BINDINGS, TrtApi
 from ..model import INPUT_NAMES, OUTPUT_NAMES
 from .base import Feed, Runner, check_feed, register
@@ -78,26 +90,72 @@ def require_cuda(flavour: str, device: str) -> str:
     return "cuda" if device == "auto" else device
 
 
+class EngineRefused(AlbertIxrtError, RuntimeError):
+    """The engine refused a shape or an address the runner set (one line naming the tensor)."""
+
+
+def refused_shape(name: str, shape, profile: ShapeProfile) -> ShapeOutsideProfile:
+    return ShapeOutsideProfile(f"engine refused input shape {list(shape)} for tensor {name!r} (set_input_shape "
+                               f"returned False; profile {profile.label()})")
+
+
+def refused_address(name: str, ptr: int) -> EngineRefused:
+    return EngineRefused(f"engine refused the address {ptr:#x} for tensor {name!r} (set_tensor_address returned "
+                         "False)")
+
+
+class OwnedStream:
+    """The runner's own CUDA stream (torch.cuda.Stream), or, for an emulated engine on the CPU, a
+    host stand-in whose work is done when enqueued.  ``handle`` is what TensorRT's
+    ``execute_async_v3`` receives: never 0 (torch's legacy default stream)."""
+
+    def __init__(self, torch, device: str):
+        self._torch = torch
+        self.cuda = str(device).startswith("cuda")
+        self.stream = torch.cuda.Stream(device=device) if self.cuda else None
+
+    @property
+    def handle(self) -> int:
+        return int(self.stream.cuda_stream) if self.cuda else id(self)
+
+    def wait_for_current(self) -> None:
+        """Order this stream after torch's current one (inputs made there are ready first)."""
+        if self.cuda:
+            self.stream.wait_stream(self._torch.cuda.current_stream(self.stream.device))
+
+    def context(self):
+        """``with stream.context():`` puts torch's copies and allocations on this stream."""
+        import contextlib
+
+        return self._torch.cuda.stream(self.stream) if self.cuda else contextlib.nullcontext()
+
+    def synchronize(self) -> None:
+        if self.cuda:
+            self.stream.synchronize()
+
+
 class AddressBinding:
     """TensorRT >= 8.5 I/O: tensors bound by name and address, enqueued with execute_async_v3."""
 
     style = "tensor_address"
 
-    def __init__(self, context, io: EngineIO):
-        self.context = context
+    def __init__(self, context, io: EngineIO, dims=tuple):
+        self.context, self.dims = context, dims
 
-    def set_input(self, name, tensor) -> None:
-        self.context.set_input_shape(name, tuple(tensor.shape))
-        self.context.set_tensor_address(name, tensor.data_ptr())
+    def set_input(self, name, tensor, profile: ShapeProfile) -> None:
+        if not self.context.set_input_shape(name, self.dims(tuple(tensor.shape))):
+            raise refused_shape(name, tensor.shape, profile)
+        self.set_output(name, tensor)
 
     def output_shape(self, name) -> tuple:
         return tuple(self.context.get_tensor_shape(name))
 
     def set_output(self, name, tensor) -> None:
-        self.context.set_tensor_address(name, tensor.data_ptr())
+        if not self.context.set_tensor_address(name, tensor.data_ptr()):
+            raise refused_address(name, tensor.data_ptr())
 
-    def execute(self, stream: int, synchronize) -> bool:
-        return bool(self.context.execute_async_v3(stream))
+    def execute(self, stream: OwnedStream) -> bool:
+        return bool(self.context.execute_async_v3(stream.handle))
 
 
 class IndexBinding:
@@ -106,12 +164,13 @@ class IndexBinding:
 
     style = "bindings"
 
-    def __init__(self, context, io: EngineIO):
-        self.context, self.index = context, io.index
+    def __init__(self, context, io: EngineIO, dims=tuple):
+        self.context, self.index, self.dims = context, io.index, dims
         self.pointers = [0] * len(io.index)
 
-    def set_input(self, name, tensor) -> None:
-        self.context.set_binding_shape(self.index[name], tuple(tensor.shape))
+    def set_input(self, name, tensor, profile: ShapeProfile) -> None:
+        if not self.context.set_binding_shape(self.index[name], self.dims(tuple(tensor.shape))):
+            raise refused_shape(name, tensor.shape, profile)
         self.pointers[self.index[name]] = tensor.data_ptr()
 
     def output_shape(self, name) -> tuple:
@@ -120,9 +179,10 @@ class IndexBinding:
     def set_output(self, name, tensor) -> None:
         self.pointers[self.index[name]] = tensor.data_ptr()
 
-    def execute(self, stream: int, synchronize) -> bool:
-        synchronize()
-        return bool(self.context.execute_v2(list(self.pointers)))
+    def execute(self, stream: OwnedStream) -> bool:
+        stream.synchronize()  # execute_v2 waits for no stream: the copies must be done
+        pointers, self.pointers = list(self.pointers), [0] * len(self.pointers)  # rebound on every call
+        return bool(self.context.execute_v2(pointers))
 
 
 class TensorRTRunner(Runner):
@@ -130,7 +190,8 @@ class TensorRTRunner(Runner):
 
     def __init__(self, onnx_path: str | os.PathLike, precision: str = "fp16", flavour: str = "tensorrt",
                  profile: ShapeProfile | None = None, cache_dir: str | os.PathLike | None = None,
-                 plugin_path: str | None = None, device: str = "auto", library: TrtLibrary | None = None):
+                 plugin_path: str | None = None, device: str = "auto", library: TrtLibrary | None = None,
+                 tf32: bool = False):
         import torch
 
         if precision not in ENGINE_PRECISIONS:
@@ -141,18 +202,24 @@ class TensorRTRunner(Runner):
         self.profile = profile or ShapeProfile()
         self._torch = torch
         if library is None:
-            library = TrtLibrary.load(flavour, plugin_path)
-            self.device = require_cuda(flavour, device)
-            library.device_name = torch.cuda.get_device_name(self.device)
+            library = TrtLibrary.load(flavour, plugin_path, tf32=tf32)
+            if library.emulated:  # the test suite's stand-in: its engines run on the CPU (onnxruntime)
+                self.device = "cpu"
+                library.device_name = f"CPU ({library.emulated})"
+            else:
+                self.device = require_cuda(flavour, device)
+                library.device_name = torch.cuda.get_device_name(self.device)
         else:  # an injected library (tests, or a caller that loaded TensorRT itself)
             self.device = "cpu" if device == "auto" else device
         self.lib = library
+        self.stream = OwnedStream(torch, self.device)
         cache = EngineCache(cache_dir or ENGINE_CACHE_DIR)
         self.engine, self.engine_info = load_or_build_engine(library, onnx_path, self.profile, precision, cache)
         self.context = self.engine.create_execution_context()
         self.io = EngineIO.from_engine(library.trt, self.engine, library.api)
         self.io.check_names(flavour)
-        self.binding = (IndexBinding if library.api.io == IO_BINDINGS else AddressBinding)(self.context, self.io)
+        self.binding = (IndexBinding if library.api.io == IO_BINDINGS else AddressBinding)(
+            self.context, self.io, library._dims)
         self._live: list = []  # tensors whose addresses the context holds until the next call
 
     # -- host <-> device ---------------------------------------------------------------------
@@ -160,30 +227,32 @@ class TensorRTRunner(Runner):
         """Host -> device copies, already in the dtypes the engine takes (TensorRT often wants int32)."""
         check_feed(feed)
         t = self._torch
-        return tuple(t.as_tensor(np.ascontiguousarray(feed[name])).to(self.device, non_blocking=True)
-                     .to(self.io.inputs[name]) for name in INPUT_NAMES)
+        with self.stream.context():
+            return tuple(t.as_tensor(np.ascontiguousarray(feed[name])).to(self.device, non_blocking=True)
+                         .to(self.io.inputs[name]) for name in INPUT_NAMES)
 
     def infer_tensors(self, tensors, outputs: Sequence[str] = OUTPUT_NAMES):
         """Enqueue one batch on device tensors; returns the device tensors of ``outputs`` (default
         (start, end)) without waiting."""
         batch, seq = tensors[0].shape
         self.profile.check(int(batch), int(seq))
-        live = []
-        for name, tensor in zip(INPUT_NAMES, tensors):
-            tensor = tensor.to(self.io.inputs[name]).contiguous()
-            self.binding.set_input(name, tensor)
-            live.append(tensor)
         unknown = [name for name in outputs if name not in self.io.outputs]
         if unknown:
             raise BackendUnavailable(self.name, f"engine has no outputs {unknown}; it has {list(self.io.outputs)}")
-        # Every engine output is bound (an execution with an unbound output is undefined), the
-        # ones asked for are returned.
-        bound = {}
-        for name in dict.fromkeys([*outputs, *self.io.outputs]):
-            bound[name] = self._torch.empty(self.binding.output_shape(name), dtype=self.io.outputs[name],
-                                            device=self.device)
-            self.binding.set_output(name, bound[name])
-        if not self.binding.execute(self._stream_handle(), self.synchronize):
+        self.stream.wait_for_current()  # tensors made on torch's stream are ready before ours uses them
+        live, bound = [], {}
+        with self.stream.context():
+            for name, tensor in zip(INPUT_NAMES, tensors):
+                tensor = tensor.to(self.io.inputs[name]).contiguous()
+                self.binding.set_input(name, tensor, self.profile)
+                live.append(tensor)
+            # Every engine output is bound on every call (an execution with an unbound output is
+            # undefined); the ones asked for are returned.
+            for name in self.io.outputs:
+                bound[name] = self._torch.empty(self.binding.output_shape(name), dtype=self.io.outputs[name],
+                                                device=self.device)
+                self.binding.set_output(name, bound[name])
+        if not self.binding.execute(self.stream):
             raise RuntimeError(f"{self.name}: engine execution ({self.binding.style}) failed for batch {batch} x "
                                f"seq {seq}")
         self._live = live + list(bound.values())
@@ -201,23 +270,23 @@ class TensorRTRunner(Runner):
         self.synchronize()
         return {name: tensor.float().cpu().numpy() for name, tensor in zip(names, tensors)}
 
-    def _stream_handle(self) -> int:
-        if str(self.device).startswith("cuda"):
-            return self._torch.cuda.current_stream(self.device).cuda_stream
-        return 0
-
     def synchronize(self) -> None:
-        if str(self.device).startswith("cuda"):
-            self._torch.cuda.current_stream(self.device).synchronize()
+        self.stream.synchronize()
 
     def describe(self) -> dict:
         info = self.engine_info
-        return {"backend": self.name, "precision": self.precision, "device": self.lib.device_name,
-                "tensorrt": self.lib.version, "typing": info.key.typing, "graph": info.key.graph,
+        out = {"backend": self.name, "precision": self.precision, "device": self.lib.device_name,
+                "tensorrt": self.lib.label, "typing": info.key.typing, "graph": info.key.graph,
                 "io": self.binding.style, "network_flags": self.lib.api.network_flags,
+                "builder_flags": list(self.lib.builder_flags(self.precision)),
+                "io_dtypes": {name: str(dtype).replace("torch.", "")
+                              for name, dtype in {**self.io.inputs, **self.io.outputs}.items()},
                 "profile": self.profile.as_dict(), "onnx": self.onnx_path,
                 "engine": str(info.plan_path), "engine_source": info.source,
                 "build_seconds": round(info.build_seconds, 2)}
+        if self.lib.emulated:  # never a source of perf figures (bench refuses to publish its timings)
+            out["emulated"] = self.lib.emulated
+        return out
 
     def close(self) -> None:
         self._live = []
@@ -228,11 +297,11 @@ class TensorRTRunner(Runner):
 def _factory(flavour: str):
     def make(onnx_path=None, precision: str = "fp16", profile: ShapeProfile | None = None, cache_dir=None,
              plugin_path: str | None = None, device: str = "auto", library: TrtLibrary | None = None,
-             **_ignored) -> TensorRTRunner:
+             tf32: bool = False, **_ignored) -> TensorRTRunner:
         if onnx_path is None:
             raise BackendUnavailable(flavour, "needs an ONNX file (onnx_path)")
         return TensorRTRunner(onnx_path, precision=precision, flavour=flavour, profile=profile, cache_dir=cache_dir,
-                              plugin_path=plugin_path, device=device, library=library)
+                              plugin_path=plugin_path, device=device, library=library, tf32=tf32)
     return make
 
 

@@ -80,9 +80,28 @@ def tiny_vocab(tiny_model):
 
 
 @pytest.fixture(scope="session")
-def tiny_onnx(tmp_path_factory, tiny_model):
-    """The tiny model through the project's converter: stage name -> path."""
+def tiny_converted(tmp_path_factory, tiny_model):
+    """The tiny model through the project's converter: (folder, manifest)."""
     from albert_ixrt import export
 
     out = tmp_path_factory.mktemp("tiny_onnx")
-    return export.stage_paths(export.convert(tiny_model, out, progress=False), out)
+    return out, export.convert(tiny_model, out, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tiny_converted):
+    """Stage name -> path of the tiny model's conversion."""
+    from albert_ixrt import export
+
+    out, manifest = tiny_converted
+    return export.stage_paths(manifest, out)
+
+
+@pytest.fixture(scope="session")
+def engine_onnx(tiny_converted):
+    """``engine_onnx(backend, precision)``: the graph an engine builds from (``engine_input.engine_graph``,
+    the one decision run, bench, evaluate and layerwise use)."""
+    from albert_ixrt.engine_input import engine_graph
+
+    out, manifest = tiny_converted
+    return lambda backend, precision: engine_graph(manifest, out, backend, precision)

@@ -26,9 +26,10 @@ def _engine_runner(require_backend, backend, onnx_path, tmp_path, precision="fp1
 
 
 @pytest.mark.parametrize("backend", ["tensorrt", "ixrt"])
-def test_engine_fp16_matches_fp32_and_is_cached(require_backend, backend, tiny_onnx, perf_features, tiny_vocab,
+def test_engine_fp16_matches_fp32_and_is_cached(require_backend, backend, tiny_onnx, engine_onnx, perf_features,
+                                                tiny_vocab,
                                                 tmp_path):
-    runner = _engine_runner(require_backend, backend, tiny_onnx["simplified"], tmp_path)
+    runner = _engine_runner(require_backend, backend, engine_onnx(backend, "fp16"), tmp_path)
     assert runner.describe()["engine_source"] == "built"
     feed = real_feed(perf_features, 16, SEQ, vocab_size=tiny_vocab)
     ref = create_runner("onnxruntime", onnx_path=tiny_onnx["fused"], precision="fp32", device="cpu")
@@ -37,14 +38,14 @@ def test_engine_fp16_matches_fp32_and_is_cached(require_backend, backend, tiny_o
     mask = feed["attention_mask"] > 0
     atol = TOLERANCES["fp16"].atol
     assert np.abs(start - ref_start)[mask].max() < atol and np.abs(end - ref_end)[mask].max() < atol
-    again = _engine_runner(require_backend, backend, tiny_onnx["simplified"], tmp_path)
+    again = _engine_runner(require_backend, backend, engine_onnx(backend, "fp16"), tmp_path)
     assert again.describe()["engine_source"] == "cache"
 
 
 @pytest.mark.parametrize("backend", ["tensorrt", "ixrt"])
-def test_engine_throughput_with_and_without_copies(benchmark, require_backend, backend, tiny_onnx, perf_features,
+def test_engine_throughput_with_and_without_copies(benchmark, require_backend, backend, engine_onnx, perf_features,
                                                    tiny_vocab, tmp_path):
-    runner = _engine_runner(require_backend, backend, tiny_onnx["simplified"], tmp_path)
+    runner = _engine_runner(require_backend, backend, engine_onnx(backend, "fp16"), tmp_path)
     report = run_benchmark(runner, perf_features, BenchSettings(batch_sizes=(1, 16), seq_lens=(SEQ,), warmup=5,
                                                                 iterations=50, transfers="both"),
                            vocab_size=tiny_vocab)

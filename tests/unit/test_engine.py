@@ -1,8 +1,8 @@
 """TensorRT / ixRT engine layer without TensorRT: profile maths, cache keys, the cache's handling
-of corrupt entries, the builder's calls, and the runner's I/O binding, against fake ``tensorrt``
-modules derived from the real 8.6, 10.13 and 11.4 bindings (tests/unit/trt_fakes.py) whose
-engines really read and write the bound memory.  The whole build -> cache -> run flow runs on
-each generation."""
+of corrupt entries, the builder's calls, and the runner's I/O binding, against the TensorRT stand-in
+(tests/support/trt_standin.py: the real 8.6, 10.13 and 11.4 bindings' names, TensorRT's documented
+behaviour, engines that run their ONNX graph with onnxruntime at the bound addresses).  The whole
+build -> cache -> run flow runs on each generation."""
 from __future__ import annotations
 
 import importlib.util
@@ -17,38 +17,26 @@ from albert_ixrt.engine import (EngineCache, EngineKey, ShapeOutsideProfile, Sha
 from albert_ixrt.errors import AlbertIxrtError, BackendUnavailable
 from albert_ixrt.model import INPUT_NAMES
 from albert_ixrt.trt_api import PrecisionMismatch
-from trt_fakes import LABELS, MAGIC, make_fake_trt
+from trt_fakes import LABELS, MAGIC, VOCAB, make_fake_trt, qa_reference
+from trt_fakes import qa_onnx as _tiny_onnx
 
 # ---------------------------------------------------------------------------------------------
 # Fake tensorrt modules derived from the real 8.6 / 10.13 / 11.4 member lists (trt_fakes.py)
 # ---------------------------------------------------------------------------------------------
 #: Every generation the flow runs against: the three real member lists, and TensorRT 8-style
 #: bindings-only (older ixRT), derived from 8.6.
-GENERATIONS = (*LABELS, "trt8-bindings")
+GENERATIONS = (*LABELS, "trt8-bindings", "ixrt", "10.13-weak")
 #: What each generation must be driven with (TensorRT's documented semantics, and the values of
-#: the real enums: EXPLICIT_BATCH = 0 on 8.6, STRONGLY_TYPED = 1 on 10.13 and 0 on 11.4).
+#: the real enums: EXPLICIT_BATCH = 0 on 8.6, STRONGLY_TYPED = 1 on 10.13 and 0 on 11.4), and the
+#: engine's integer input type (INT64 on 10 / 11, INT32 on 8.x / ixRT).
 EXPECTED = {
-    "trt8": dict(typing="weak", network_flags=1 << 0, io="tensor_address"),
-    "trt8-bindings": dict(typing="weak", network_flags=1 << 0, io="bindings"),
-    "trt10": dict(typing="strong", network_flags=1 << 1, io="tensor_address"),
-    "trt11": dict(typing="strong", network_flags=1 << 0, io="tensor_address"),
+    "trt8": dict(typing="weak", network_flags=1 << 0, io="tensor_address", ints="int32"),
+    "trt8-bindings": dict(typing="weak", network_flags=1 << 0, io="bindings", ints="int32"),
+    "trt10": dict(typing="strong", network_flags=1 << 1, io="tensor_address", ints="int64"),
+    "trt11": dict(typing="strong", network_flags=1 << 0, io="tensor_address", ints="int64"),
+    "ixrt": dict(typing="weak", network_flags=1 << 0, io="tensor_address", ints="int32"),
+    "10.13-weak": dict(typing="weak", network_flags=1 << 0, io="tensor_address", ints="int64"),
 }
-
-
-def _tiny_onnx(path, dtype):
-    """A real (tiny) ONNX graph whose weights are ``dtype``: what a strongly typed build reads."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    elem = TensorProto.FLOAT16 if dtype == np.float16 else TensorProto.FLOAT
-    w = numpy_helper.from_array(np.eye(4, dtype=dtype), "w")
-    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", elem, [1, 4])],
-                              [helper.make_tensor_value_info("y", elem, [1, 4])], [w])
-    onnx.save(helper.make_model(graph), str(path))
-    return path
-
-
 @pytest.fixture(params=GENERATIONS)
 def generation(request):
     return request.param
@@ -60,8 +48,8 @@ def fake_trt(generation):
 
 
 @pytest.fixture
-def lib(fake_trt):
-    return TrtLibrary(fake_trt, "tensorrt", device_name="Fake GPU 80GB")
+def lib(fake_trt, generation):
+    return TrtLibrary(fake_trt, "ixrt" if generation == "ixrt" else "tensorrt", device_name="Fake GPU 80GB")
 
 
 @pytest.fixture
@@ -85,7 +73,12 @@ def _calls(fake, kind):
 
 
 def _spec(plan):
-    return json.loads(bytes(plan)[len(MAGIC):])
+    """The build record a stand-in plan carries (MAGIC, header length, JSON header, the graph it runs)."""
+    import struct
+
+    plan = bytes(plan)
+    (n,) = struct.unpack("<Q", plan[len(MAGIC):len(MAGIC) + 8])
+    return json.loads(plan[len(MAGIC) + 8:len(MAGIC) + 8 + n])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -134,7 +127,8 @@ BASE_KEY = dict(onnx_sha256="a" * 64, trt_version="10.3.0", gpu_name="Fake GPU",
                                           ("gpu_name", "Other GPU"), ("precision", "fp32"),
                                           ("profile", ShapeProfile(max_batch=32, opt_batch=32)),
                                           ("flavour", "ixrt"), ("typing", "strong"),
-                                          ("graph", "model.sim.fp16.onnx")])
+                                          ("graph", "model.sim.fp16.onnx"),
+                                          ("build_settings", (("builder_flags", ("TF32",)),))])
 def test_every_key_field_changes_the_key(field, other):
     a, b = EngineKey(**BASE_KEY), EngineKey(**{**BASE_KEY, field: other})
     assert a.digest() != b.digest() and a.stem() != b.stem()
@@ -180,9 +174,11 @@ def test_build_uses_each_generations_builder_calls(generation, fake_trt, lib, on
     assert (lib.api.typing, lib.api.network_flags, lib.api.io) == (exp["typing"], exp["network_flags"], exp["io"])
     profile = ShapeProfile.covering([1, 16], [64, 384])
     spec = _spec(lib.build(onnx_file, profile, "fp16"))
-    assert spec["precision"] == "fp16" and spec["workspace"] > 0           # what TensorRT really built
+    assert spec["precision"] == "fp16"                                       # what TensorRT really built
+    # ixRT: no memory-pool API (no public ixRT code calls it); every TensorRT: the workspace asked for
+    assert spec["workspace"] == (None if generation == "ixrt" else lib.workspace_bytes)
     assert spec["strongly_typed"] == (exp["typing"] == "strong")
-    assert spec["profiles"] == [{n: [[1, 64], [16, 384], [16, 384]] for n in INPUT_NAMES}]
+    assert spec["profile"] == {n: [[1, 64], [16, 384], [16, 384]] for n in INPUT_NAMES}
     assert _calls(fake_trt, "create_network") == [("create_network", exp["network_flags"])]
     # weak typing asks for fp16 kernels with the flag; strong typing sets no precision flag at all
     assert _calls(fake_trt, "build") == [("build", ["FP16"] if exp["typing"] == "weak" else [])]
@@ -221,14 +217,17 @@ def test_derived_fakes_catch_an_unguarded_removed_api(onnx_fp32, monkeypatch):
     monkeypatch.setattr("albert_ixrt.engine.check_engine_precision", lambda *a, **k: None)
     with pytest.raises(AttributeError, match="FP16"):
         TrtLibrary(make_fake_trt("trt11")).build(onnx_fp32, ShapeProfile(), "fp16")
-    TrtLibrary(make_fake_trt("trt10")).build(onnx_fp32, ShapeProfile(), "fp16")
+    # 10.13 has the flag, and its builder refuses it on a strongly typed network (the graph decides)
+    with pytest.raises(AlbertIxrtError, match="could not build an engine"):
+        TrtLibrary(make_fake_trt("trt10")).build(onnx_fp32, ShapeProfile(), "fp16")
 
 
 def test_parser_and_builder_failures_are_one_clear_error(generation, onnx_fp32):
+    flavour = "ixrt" if generation == "ixrt" else "tensorrt"
     with pytest.raises(AlbertIxrtError, match="ONNX parser failed: Unsupported op: NonMaxSuppression"):
-        TrtLibrary(make_fake_trt(generation, parse_ok=False)).build(onnx_fp32, ShapeProfile(), "fp32")
+        TrtLibrary(make_fake_trt(generation, parse_ok=False), flavour).build(onnx_fp32, ShapeProfile(), "fp32")
     with pytest.raises(AlbertIxrtError, match="could not build an engine"):
-        TrtLibrary(make_fake_trt(generation, build_ok=False)).build(onnx_fp32, ShapeProfile(), "fp32")
+        TrtLibrary(make_fake_trt(generation, build_ok=False), flavour).build(onnx_fp32, ShapeProfile(), "fp32")
 
 
 def test_second_load_comes_from_the_cache(fake_trt, lib, onnx_file, tmp_path):
@@ -240,10 +239,9 @@ def test_second_load_comes_from_the_cache(fake_trt, lib, onnx_file, tmp_path):
     assert len(_calls(fake_trt, "build")) == 1
     # another profile, precision or ONNX content is another engine
     load_or_build_engine(lib, onnx_file, ShapeProfile(max_batch=32, opt_batch=32), "fp16", cache)
-    _tiny_onnx(onnx_file, np.float16 if lib.api.typing == "strong" else np.float32)  # same precision, ...
     import onnx
 
-    model = onnx.load(str(onnx_file))
+    model = onnx.load(str(onnx_file))                                                 # same precision, ...
     model.graph.node[0].name = "changed"                                              # ... another graph
     onnx.save(model, str(onnx_file))
     _, info5 = load_or_build_engine(lib, onnx_file, ShapeProfile(), "fp16", cache)
@@ -291,7 +289,8 @@ def test_every_generation_passes_the_gate_by_capability(generation, monkeypatch)
 
     fake = make_fake_trt(generation)
     monkeypatch.setattr(engine, "import_tensorrt", lambda flavour: fake)
-    lib = TrtLibrary.load("tensorrt")
+    monkeypatch.setattr(engine, "load_plugin_library", lambda path, flavour="ixrt": None)
+    lib = TrtLibrary.load("ixrt" if generation == "ixrt" else "tensorrt")
     assert lib.api.typing == EXPECTED[generation]["typing"] and _calls(fake, "init_plugins") == [("init_plugins", "")]
 
 
@@ -372,7 +371,7 @@ def fake_runner(lib, onnx_file, tmp_path):
 
 def _feed(batch, seq, seed=0):
     rng = np.random.default_rng(seed)
-    ids = rng.integers(5, 30000, (batch, seq))
+    ids = rng.integers(5, VOCAB, (batch, seq))
     mask = np.ones_like(ids)
     mask[:, seq - 3:] = 0
     types = np.zeros_like(ids)
@@ -389,15 +388,18 @@ def test_runner_binds_every_tensor(generation, fake_runner, fake_trt, batch, seq
     assert len(_calls(fake_trt, "execute_v2" if io == "bindings" else "execute_async_v3")) == 1
     assert not _calls(fake_trt, "execute_async_v3" if io == "bindings" else "execute_v2")
     assert start.dtype == np.float32 and start.shape == (batch, seq)
-    np.testing.assert_array_equal(start, feed["input_ids"] + 0.5 * feed["token_type_ids"])
-    np.testing.assert_array_equal(end, 2 * feed["attention_mask"] - feed["input_ids"])
+    ref_start, ref_end = qa_reference(feed)   # the engine ran the graph (fp16 here: fp16 tolerance)
+    np.testing.assert_allclose(start, ref_start, atol=0.05, rtol=0.01)
+    np.testing.assert_allclose(end, ref_end, atol=0.05, rtol=0.01)
+    assert np.abs(start - ref_start).max() > 0 or fake_runner.engine._spec["precision"] == "fp32"
 
 
-def test_runner_converts_to_the_engine_input_dtype(fake_runner):
+def test_runner_converts_to_the_engine_input_dtype(generation, fake_runner):
     import torch
 
     tensors = fake_runner.to_device(_feed(2, 8))
-    assert all(t.dtype == torch.int32 for t in tensors)   # the fake engine declares int32 inputs
+    ints = {"int32": torch.int32, "int64": torch.int64}[EXPECTED[generation]["ints"]]
+    assert all(t.dtype == ints for t in tensors)   # INT64 inputs on 10 / 11, INT32 on 8.x / ixRT
     start, _ = fake_runner.infer_tensors(tensors)
     fake_runner.synchronize()
     assert start.dtype == torch.float32
@@ -411,7 +413,7 @@ def test_runner_returns_any_engine_output_by_name(fake_runner):
     feed = _feed(2, 8)
     every = fake_runner.infer_outputs(feed)
     assert list(every) == ["start_logits", "end_logits"]
-    np.testing.assert_array_equal(every["end_logits"], 2 * feed["attention_mask"] - feed["input_ids"])
+    np.testing.assert_allclose(every["end_logits"], qa_reference(feed)[1], atol=0.05, rtol=0.01)
     assert list(fake_runner.infer_outputs(feed, ["end_logits"])) == ["end_logits"]
     with pytest.raises(BackendUnavailable, match=r"engine has no outputs \['layer_7'\]"):
         fake_runner.infer_outputs(feed, ["layer_7"])
@@ -430,7 +432,8 @@ def test_runner_describes_engine_and_profile(fake_runner, tmp_path):
     d = fake_runner.describe()
     assert d["backend"] == "tensorrt" and d["precision"] == "fp16" and d["device"] == "Fake GPU 80GB"
     assert d["engine_source"] == "built" and d["profile"]["max_batch"] == 8
-    assert d["tensorrt"] == fake_runner.lib.trt.__version__ and d["typing"] == fake_runner.lib.api.typing
+    assert d["tensorrt"] == d["emulated"] == f"emulated TensorRT {fake_runner.lib.trt.__version__} (onnxruntime)"
+    assert d["typing"] == fake_runner.lib.api.typing
     assert d["graph"] == Path(fake_runner.onnx_path).name and d["io"] == fake_runner.binding.style
     again = TensorRTRunner(fake_runner.onnx_path, precision="fp16", profile=fake_runner.profile,
                            cache_dir=tmp_path / "engines", library=fake_runner.lib, device="cpu")
@@ -450,17 +453,22 @@ def test_engine_without_the_qa_tensors_is_refused(lib, onnx_file, tmp_path, monk
     wrong = lambda self, i: ["x", "y", "z", "a", "b"][i]  # noqa: E731
     name_api = "get_binding_name" if lib.api.io == "bindings" else "get_tensor_name"
     monkeypatch.setattr(lib.trt.ICudaEngine, name_api, wrong)
+    monkeypatch.setattr(lib.trt.ICudaEngine, "_dtype", lambda self, name: lib.trt.DataType.FLOAT)
     with pytest.raises(BackendUnavailable, match="engine lacks tensors"):
         TensorRTRunner(onnx_file, library=lib, cache_dir=tmp_path, device="cpu")
 
 
 @pytest.mark.parametrize("generation", ["trt11"])
 def test_bench_times_the_fake_engine_with_and_without_copies(generation, fake_runner, dev_features):
-    """The GPU branch of the benchmark (two figures, pipelined throughput) on the fake engine."""
+    """The GPU branch of the benchmark (two figures, pipelined throughput) on the stand-in engine, once
+    the stand-in is told to pass for a real engine; as itself, its timings are refused (both ways)."""
     from albert_ixrt.bench import BenchSettings, run_benchmark
 
     settings = BenchSettings(batch_sizes=(1, 8), seq_lens=(64,), warmup=1, iterations=3, transfers="auto")
-    report = run_benchmark(fake_runner, dev_features[:8], settings)
+    with pytest.raises(AlbertIxrtError, match=r"emulated TensorRT 11\.4.*\(onnxruntime\): refusing to time"):
+        run_benchmark(fake_runner, dev_features[:8], settings, vocab_size=VOCAB)
+    fake_runner.lib.emulated = None
+    report = run_benchmark(fake_runner, dev_features[:8], settings, vocab_size=VOCAB)
     assert [(r.batch_size, r.transfer) for r in report.results] == [
         (1, "with_copies"), (1, "device_only"), (8, "with_copies"), (8, "device_only")]
     assert all(r.throughput_method.startswith("back-to-back") for r in report.results)

@@ -242,11 +242,17 @@ def test_the_scan_catches_a_stray_tensorrt_call():
     ("trt8-bindings", "weak", 1 << 0, "bindings", "simplified"),
     ("trt10", "strong", 1 << 1, "tensor_address", "trt_fp16"),         # STRONGLY_TYPED = 1
     ("trt11", "strong", 1 << 0, "tensor_address", "trt_fp16"),         # STRONGLY_TYPED = 0
+    ("10.13-weak", "weak", 1 << 0, "tensor_address", "simplified"),    # 10.13 without STRONGLY_TYPED
+    ("ixrt", "weak", 1 << 0, "tensor_address", "simplified"),          # has STRONGLY_TYPED, weak by default
 ])
 def test_capabilities_per_generation(label, typing, flags, io, stage):
-    api = TrtApi.detect(make_fake_trt(label))
-    assert (api.typing, api.network_flags, api.io, api.graph_stage("fp16")) == (typing, flags, io, stage)
-    assert api.graph_stage("fp32") == "simplified"
+    from albert_ixrt.engine_input import engine_input
+
+    flavour = "ixrt" if label == "ixrt" else "tensorrt"
+    api = TrtApi.detect(make_fake_trt(label), flavour)
+    assert (api.typing, api.network_flags, api.io) == (typing, flags, io)
+    assert engine_input(flavour, "fp16", strongly_typed=api.typing == "strong") == stage
+    assert engine_input(flavour, "fp32", strongly_typed=api.typing == "strong") == "simplified"
 
 
 def test_a_module_with_neither_fp16_flag_nor_strong_typing_is_strong():
@@ -324,7 +330,7 @@ def _qa_graph(op="Identity", opset=17):
 
 
 @pytest.mark.parametrize("label, generation, ceiling", [("trt8", 8, 17), ("trt8-bindings", 8, 17),
-                                                        ("trt10", 10, 20), ("trt11", 11, 25)])
+                                                        ("trt10", 10, 20), ("trt11", 11, 24)])  # 11.4: 24
 def test_opset_ceiling_per_generation(label, generation, ceiling):
     from albert_ixrt.graph_checks import check_graph
 
