@@ -3,7 +3,7 @@ so that the accuracy gate can be shown to PASS a good model and FAIL a bad one w
 
 A known-answer model answers from a table built from the dev set.  For each feature it puts its
 logits on the gold answer's first and last tokens (what ``squad.postprocess.oracle_logits`` does,
-the path ``tests/accuracy/test_oracle.py`` measures), except for a seeded fraction of the
+the path ``tests/selftest/accuracy/test_oracle.py`` measures), except for a seeded fraction of the
 questions, which it answers with one context token whose text shares no token with any gold
 answer (EM 0 and F1 0).  Its score is therefore about ``(1 - fraction) x`` the oracle's.
 

@@ -15,11 +15,11 @@ from pathlib import Path
 from .config import DEFAULT_MODEL_ID
 from .errors import AssetMissingError, InputFileError
 from .fileio import sha256_file, sha256_json
+from .options import TORCHSCRIPT_SUFFIXES  # noqa: F401  (one list: options checks paths without torch)
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAMES = ("start_logits", "end_logits")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript")
 #: A known-answer model's TorchScript archive carries this extra file (JSON, "kind": KNOWN_ANSWER).
 KNOWN_ANSWER = "known-answer"
 KNOWN_ANSWER_EXTRA_FILE = "albert_ixrt.json"

@@ -102,3 +102,28 @@ def check_output_dir(option: str, path: str | os.PathLike) -> None:
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise AlbertIxrtError(f"{option} {p}".strip() + ": exists and is not a directory")
+
+
+#: Suffixes of TorchScript model files (model.py imports them from here: checked without importing torch).
+TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript")
+
+
+def check_model_spec(option: str, spec: str, *, random_weights: bool = False) -> None:
+    """A model the user named must be findable as what it looks like, before any model is loaded: a
+    TorchScript file or config.json that exists (config.json only with --random-weights), a
+    directory, a hub id (owner/name), or "tiny".  Whether a hub id's weights are reachable is the
+    loader's question (a skip, or a failure under --strict-assets), not a usage error."""
+    p = Path(spec)
+    if spec == "tiny" or p.is_dir():
+        return
+    if p.suffix in TORCHSCRIPT_SUFFIXES or p.suffix == ".json":
+        what = "TorchScript file" if p.suffix in TORCHSCRIPT_SUFFIXES else "model config"
+        if not p.is_file():
+            raise AlbertIxrtError(f"{option} {spec}: {what} not found")
+        if p.suffix == ".json" and not random_weights:
+            raise AlbertIxrtError(f"{option} {spec}: a config.json holds no weights; add --random-weights for the "
+                                  "seeded shape twin, or give a model directory")
+        return
+    if p.exists() or spec.startswith((".", "/", "~")) or spec.count("/") != 1:
+        raise AlbertIxrtError(f"{option} {spec}: not found; give a hub id (owner/name), a model directory, a "
+                              f"TorchScript file ({', '.join(TORCHSCRIPT_SUFFIXES)}), a config.json or tiny")

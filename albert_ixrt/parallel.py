@@ -1,7 +1,7 @@
 """Parallel runs: pin each pytest-xdist worker to one GPU, and shard a SQuAD evaluation.
 
 Pinning works through ``CUDA_VISIBLE_DEVICES``, which the CUDA runtime reads once, when a process
-first touches the GPU; the top-level conftest sets it in ``pytest_configure`` of each worker,
+first touches the GPU; the suite's pytest plugin sets it in ``pytest_configure`` of each worker,
 before any test imports torch.cuda.  The GPU count comes from ``CUDA_VISIBLE_DEVICES`` or
 ``nvidia-smi -L`` so that counting does not itself initialise CUDA.
 """

@@ -46,3 +46,34 @@ def mlperf_ratio(f1: float, reference_f1: float) -> Verdict:
                f"ratio {ratio:.4f} (threshold {MLPERF_F1_RATIO}, margin {ratio - MLPERF_F1_RATIO:+.4f})")
     return Verdict(passed, message, {"f1": f1, "reference_f1": reference_f1, "ratio": ratio,
                                      "threshold": MLPERF_F1_RATIO})
+
+
+def outputs_match_reference(reference: tuple, timed: tuple, mask, precision: str, what: str = "timed") -> Verdict:
+    """The runner under test against torch fp32 on the same inputs, within the stated per-precision
+    tolerance (config.TOLERANCES; precisions without one of their own, bf16 and int8, take fp16's) on
+    the real (unmasked) positions.  The perf tests apply it to outputs of timed calls: a fast
+    configuration must still compute the right thing (the idea of MLPerf's compliance TEST01).
+    Pure numpy: ``reference`` and ``timed`` are (start, end) arrays, ``mask`` the attention mask."""
+    import numpy as np
+
+    from .config import TOLERANCES
+
+    tol = TOLERANCES["fp32" if precision == "fp32" else "fp16"]
+    real = np.asarray(mask) > 0
+    worst, over = 0.0, 0
+    for name, ref, got in zip(("start", "end"), reference, timed):
+        ref, got = np.asarray(ref, dtype=np.float64), np.asarray(got, dtype=np.float64)
+        if ref.shape != got.shape:
+            return Verdict(False, f"FAIL: {what} {name} logits have shape {got.shape}, torch fp32 {ref.shape}")
+        err = np.abs(got - ref)[real]
+        bound = tol.atol + tol.rtol * np.abs(ref)[real]
+        bad = ~(err <= bound)   # NaN counts as over
+        over += int(bad.sum())
+        worst = max(worst, float(np.nan_to_num(err, nan=np.inf).max(initial=0.0)))
+    checked = int(real.sum()) * 2
+    passed = over == 0 and checked > 0
+    message = (f"{'PASS' if passed else 'FAIL'}: {checked} {what} logits (start+end, real positions) against "
+               f"torch fp32: worst abs error {worst:.3g}, {over} over atol {tol.atol:g} + rtol {tol.rtol:g} "
+               f"({precision} tolerance)")
+    return Verdict(passed, message, {"checked": checked, "over": over, "worst_abs": worst,
+                                     "atol": tol.atol, "rtol": tol.rtol})

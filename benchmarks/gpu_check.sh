@@ -101,7 +101,7 @@ EOF
 cat "$LOG/environment.log"
 
 # --- 1. perf tests, serial and alone (timings must not share the CPU with the suite) ------------
-step perf 75 python3 -m pytest "${PERF[@]}" -m perf -p no:xdist -p no:cacheprovider --junitxml="$OUTDIR/junit-perf.xml"
+step perf 75 python3 -m pytest "${PERF[@]}" tests/perf tests/selftest/perf -p no:xdist -p no:cacheprovider --junitxml="$OUTDIR/junit-perf.xml"
 # --- 2. conversion / accuracy / unit suite, alone: its torch tests use the GPU too, so run beside
 # the sweeps it made their timings jitter (first GPU run: batch 1 with copies p50 1.5 ms, p90 5.8 ms).
 # Each xdist worker builds its own session fixtures with torch's default of one thread per core:

@@ -1,5 +1,5 @@
 """Known-answer models and the verdicts on data the project ships (the self-test sample and
-tokenizer), so this runs without the dev set; tests/accuracy/test_known_answer.py does the full
+tokenizer), so this runs without the dev set; tests/selftest/accuracy/test_known_answer.py does the full
 dev-set proof."""
 import math
 from types import SimpleNamespace

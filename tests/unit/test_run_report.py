@@ -50,7 +50,7 @@ def test_skipped_bench_is_a_row_with_its_reason_everywhere(skip_bench_run):
     # the thresholds skip's reason in words on the console and in report.md, not only in report.json
     assert "| thresholds | skipped | 0.0 | random weights: accuracy is not judged |" in r["md"]
     assert "thresholds  skipped     0.0 s  random weights: accuracy is not judged" in r["stdout"]
-    # every stage within tolerance: no layerwise verdict (the faulty side: tests/conversion/test_layerwise.py)
+    # every stage within tolerance: no layerwise verdict (the faulty side: tests/selftest/conversion/test_layerwise.py)
     assert steps["equivalence"]["status"] == "ok" and "first_layer_over_tolerance" not in steps["equivalence"]["detail"]
     assert "first layer over tolerance" not in r["md"]
 

@@ -36,7 +36,16 @@ def test_nightly_gpu_job_contract():
     for needle in ("-m conversion", "-m accuracy", "--strict-assets --require-gpu", "-m perf", "-p no:xdist",
                    "--benchmark-json", "albert-ixrt report"):
         assert needle in script, needle
-    assert script.count("--junitxml") == 3
+    assert script.count("--junitxml") == 4
+    # conversion, perf and accuracy each judge the real model on the backend under test (issue 16), not
+    # the tiny self-test subject; the suite's self-tests run in their own step.
+    steps = {s["name"].split(" ")[0]: s.get("run", "") for s in job["steps"] if "name" in s}
+    for suite in ("conversion", "accuracy", "perf"):
+        run = steps[suite.capitalize()]
+        for needle in (f"-m {suite}", '--model "$ALBERT_IXRT_MODEL"', '--backend "$BACKEND"', "--precision fp16",
+                       "--strict-assets", "--require-gpu", "-p no:xdist"):
+            assert needle in run, (suite, needle)
+    assert "tests/selftest" in steps["Self-tests"]
     uploads = [s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact")]
     paths = uploads[0]["with"]["path"]
     for artefact in ("*.xml", "benchmark.json", "perf_report.md", "throughput.png"):

@@ -13,7 +13,7 @@ from albert_ixrt.export import stage_paths
 from albert_ixrt.model import OUTPUT_NAMES, TINY_CONFIG
 from albert_ixrt.onnx_graph import load_onnx
 
-pytestmark = pytest.mark.conversion
+pytestmark = pytest.mark.selftest
 
 STAGES = ("exported", "simplified", "fused", "fp16", "trt_fp16")
 FP16_STAGES = ("fp16", "trt_fp16")
@@ -140,7 +140,7 @@ def test_a_broken_stage_fails_with_stage_output_and_location(tiny_model, tiny_co
 def test_a_failing_stage_names_its_first_layer_over_tolerance(tiny_model, tiny_converted, short_features, tmp_path):
     """assert_equivalent's message names where the stage drifts: a fault planted in layer 2 of the
     fused graph (its FFN output scaled by 5%) reads "first layer over tolerance: layer 2"."""
-    from layer_faults import plant_fault  # tests/conversion/layer_faults.py
+    from layer_faults import plant_fault  # tests/selftest/conversion/layer_faults.py
 
     out, manifest = tiny_converted
     faulty = plant_fault(stage_paths(manifest, out)["fused"], tmp_path / "faulty.onnx", 2, 0.05)

@@ -7,7 +7,7 @@ import pytest
 
 from albert_ixrt.squad.features import split_words
 
-pytestmark = pytest.mark.accuracy
+pytestmark = pytest.mark.selftest
 
 
 def reference_ids(sp, text):

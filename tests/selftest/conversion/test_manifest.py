@@ -11,7 +11,7 @@ from albert_ixrt.export import MANIFEST_NAME, STAGE_FILES, stage_paths
 from albert_ixrt.onnx_graph import load_onnx, op_histogram, tensor_fingerprint
 from albert_ixrt.fileio import sha256_file
 
-pytestmark = pytest.mark.conversion
+pytestmark = pytest.mark.selftest
 
 
 def test_manifest_on_disk_is_the_returned_one(twin_converted):

@@ -8,7 +8,7 @@ import pytest
 from albert_ixrt.bench import BenchSettings, run_benchmark
 from albert_ixrt.runners import create_runner
 
-pytestmark = pytest.mark.perf
+pytestmark = pytest.mark.selftest
 
 
 @pytest.fixture(scope="module")

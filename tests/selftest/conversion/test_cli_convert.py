@@ -9,7 +9,7 @@ import pytest
 from albert_ixrt import cli
 from albert_ixrt.export import MANIFEST_NAME, STAGE_FILES
 
-pytestmark = pytest.mark.conversion
+pytestmark = pytest.mark.selftest
 
 
 def test_convert_tiny(tmp_path, capsys):

@@ -16,7 +16,7 @@ from albert_ixrt.config import BUCKETING_MIN_SPEEDUP as MIN_SPEEDUP
 from albert_ixrt.evaluate import evaluate, plan_batches
 from albert_ixrt.runners import create_runner
 
-pytestmark = pytest.mark.perf
+pytestmark = pytest.mark.selftest
 
 BATCH = 16
 N_FEATURES = 128

@@ -8,7 +8,7 @@ import pytest
 from albert_ixrt.bench import BenchSettings, real_feed, run_benchmark
 from albert_ixrt.runners import create_runner
 
-pytestmark = pytest.mark.perf
+pytestmark = pytest.mark.selftest
 
 SEQ = 384
 QUICK = BenchSettings(batch_sizes=(1, 16), seq_lens=(SEQ,), warmup=1, iterations=5, max_seconds=10.0)

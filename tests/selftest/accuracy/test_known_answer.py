@@ -26,9 +26,9 @@ import pytest
 
 from albert_ixrt.config import KNOWN_ANSWER_TOLERANCE, REFERENCE_EM_BYTEMLPERF, REFERENCE_F1_BYTEMLPERF
 
-pytestmark = pytest.mark.accuracy
+pytestmark = pytest.mark.selftest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 #: (wrong fraction, the verdict it must get): both sides of the thresholds, near and far.
 FRACTIONS = [(0.05, True), (0.09, True), (0.11, False), (0.25, False)]
 FIGURES = ("exact_match", "f1", "bytemlperf_exact_match", "bytemlperf_f1")
@@ -259,8 +259,8 @@ def _child_env():
 @pytest.mark.slow
 @pytest.mark.parametrize("wrong,passes,extra", [(0.05, True, ["--precision", "bf16"]), (0.25, False, [])])
 def test_pytest_accuracy_gate_exit_code(wrong, passes, extra, known_answer, squad_path, tokenizer_path):
-    """`pytest -m accuracy --model MODEL.pt --strict-assets` on the threshold tests (the other
-    accuracy files do not read --model; this one would recurse).  The passing model runs under
+    """`pytest -m accuracy --model MODEL.pt --strict-assets` on the acceptance threshold tests (the
+    known-answer model is the subject under test).  The passing model runs under
     --precision bf16, so the MLPerf-style check (bf16 vs the torch fp32 reference) runs too; the
     failing one with the plain command, where that check skips as the reference itself."""
     path = known_answer(wrong)[0]

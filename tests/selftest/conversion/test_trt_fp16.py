@@ -12,7 +12,7 @@ from albert_ixrt.export import STAGE_FILES, TRT_FP32_OPS, engine_input, stage_pa
 from albert_ixrt.graph_checks import check_graph
 from albert_ixrt.onnx_graph import fp16_share, load_onnx, nonfinite_constants, tensor_fingerprint
 
-pytestmark = pytest.mark.conversion
+pytestmark = pytest.mark.selftest
 
 
 @pytest.fixture(params=["tiny", "twin"])

@@ -14,7 +14,7 @@ from albert_ixrt.config import TOLERANCES
 from albert_ixrt.bench import collect_logits, compare_logits, real_feed
 from albert_ixrt.runners import create_runner
 
-pytestmark = pytest.mark.perf
+pytestmark = pytest.mark.selftest
 
 
 N_BATCHES, BATCH, SEQ = 8, 16, 384

@@ -10,7 +10,7 @@ from albert_ixrt.errors import BackendUnavailable
 from albert_ixrt.runners import create_runner
 from albert_ixrt.config import TOLERANCES
 
-pytestmark = [pytest.mark.perf, pytest.mark.gpu]
+pytestmark = [pytest.mark.selftest, pytest.mark.gpu]
 
 SEQ = 384
 

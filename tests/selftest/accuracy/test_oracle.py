@@ -9,7 +9,7 @@ from albert_ixrt.squad.features import doc_windows
 from albert_ixrt.squad.metrics import score
 from albert_ixrt.squad.postprocess import oracle_logits, predictions_from_logits
 
-pytestmark = pytest.mark.accuracy
+pytestmark = pytest.mark.selftest
 
 
 def test_dev_set_shape(dev_examples, dev_features):

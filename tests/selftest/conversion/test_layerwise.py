@@ -15,11 +15,11 @@ from albert_ixrt.export import stage_paths
 from albert_ixrt.layerwise import layerwise, model_layers, row_names, torch_boundaries
 
 from albert_ixrt.model import TINY_CONFIG
-from layer_faults import plant_fault  # tests/conversion/layer_faults.py
+from layer_faults import plant_fault  # tests/selftest/conversion/layer_faults.py
 
 TINY_VOCAB = TINY_CONFIG["vocab_size"]
 
-pytestmark = pytest.mark.conversion
+pytestmark = pytest.mark.selftest
 
 STAGES = ("exported", "simplified", "fused", "fp16", "trt_fp16")
 #: Planted in the twin: every stage, first / middle / last layer between them (~0.4 s each).

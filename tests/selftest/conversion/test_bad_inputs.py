@@ -12,7 +12,7 @@ from albert_ixrt.export import STAGE_FILES, export_inputs
 from albert_ixrt.onnx_graph import load_onnx
 from albert_ixrt.graph_checks import check_graph
 
-pytestmark = pytest.mark.conversion
+pytestmark = pytest.mark.selftest
 
 
 @pytest.fixture

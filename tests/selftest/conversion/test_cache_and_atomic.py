@@ -12,7 +12,7 @@ import pytest
 from albert_ixrt import export
 from albert_ixrt.export import MANIFEST_NAME, STAGE_FILES, convert
 
-pytestmark = pytest.mark.conversion
+pytestmark = pytest.mark.selftest
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from albert_ixrt.config import ONNXRUNTIME_FLOOR, expected_fused_ops
 from albert_ixrt.export import MANIFEST_NAME, STAGE_FILES, convert
 from albert_ixrt.fusion import FusionCheckError
 
-pytestmark = pytest.mark.conversion
+pytestmark = pytest.mark.selftest
 
 
 def test_the_installed_stack_fuses_what_the_config_implies(twin_converted, twin_model, tiny_converted, tiny_model):

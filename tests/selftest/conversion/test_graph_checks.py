@@ -10,7 +10,7 @@ from albert_ixrt import graph_checks
 from albert_ixrt.export import stage_paths
 from albert_ixrt.graph_checks import check_graph
 
-pytestmark = pytest.mark.conversion
+pytestmark = pytest.mark.selftest
 
 FUSED_OPS = {"Attention", "EmbedLayerNormalization", "FastGelu", "SkipLayerNormalization"}
 
