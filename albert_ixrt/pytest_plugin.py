@@ -198,15 +198,24 @@ def pytest_configure(config):
     except AlbertIxrtError as exc:
         raise pytest.UsageError(f"albert-ixrt: {exc}") from None
     config.stash[SUBJECT_KEY] = subject
-    # Under pytest-xdist with several GPUs, each worker gets one (before anything touches CUDA).
-    from .parallel import pin_worker_gpu
+    if this_suite(config):
+        # Under pytest-xdist with several GPUs, each worker gets one (before anything touches CUDA).
+        from .parallel import pin_worker_gpu
 
-    pin_worker_gpu(os.environ.get("PYTEST_XDIST_WORKER"))
+        pin_worker_gpu(os.environ.get("PYTEST_XDIST_WORKER"))
+
+
+def this_suite(config) -> bool:
+    """Is this pytest run the albert-ixrt suite (its checkout as rootdir, or an albert-ixrt option
+    given)?  Process-wide effects (GPU pinning, the report header) are kept to such runs."""
+    if (config.rootpath / "albert_ixrt" / "pytest_plugin.py").is_file():
+        return True
+    return any(config.getoption(dest) not in (None, False, kw.get("default")) for _, dest, kw in OPTIONS)
 
 
 def pytest_report_header(config):
     subject = config.stash.get(SUBJECT_KEY, None)
-    if subject is None:
+    if subject is None or not this_suite(config):
         return None
     weights = " (random weights)" if subject.random_weights else ""
     lines = [f"albert-ixrt subject: model {subject.model}{weights}, backend {subject.backend}, "
@@ -342,7 +351,7 @@ def albert_subject_equivalence(albert_subject_model, albert_subject_converted, a
 
 
 @pytest.fixture(scope="session")
-def albert_subject_runner(request, albert_subject, albert_subject_model, albert_subject_converted):
+def albert_subject_runner(request, albert_subject, albert_subject_model):
     """The runner under test, built once: for TensorRT/ixRT the engine from the graph the one
     engine-input decision picks, its profile covering every batch the session feeds."""
     from .errors import BackendUnavailable
@@ -351,9 +360,10 @@ def albert_subject_runner(request, albert_subject, albert_subject_model, albert_
     s = albert_subject
     kw: dict = {"device": s.device}
     onnx = None
-    if s.backend != "torch":
+    if s.backend != "torch":  # torch runs the module itself: no conversion (a TorchScript model has none)
         from .pipeline import convert_for_backend
 
+        request.getfixturevalue("albert_subject_converted")  # the session's conversion, reused from its cache
         try:
             onnx = convert_for_backend(albert_subject_model, s.backend, s.precision)
         except BackendUnavailable as exc:
@@ -388,13 +398,19 @@ def albert_reference_runner(albert_subject_model):
         yield runner
 
 
+def is_emulated(description: dict) -> bool:
+    """A TensorRT stand-in labels itself "emulated" (tests/support/emulated-tensorrt): its timings are
+    the stand-in's, never published as TensorRT figures."""
+    return any("emulated" in str(v).lower() for v in description.values())
+
+
 def engine_label(runner) -> str:
     """One label for the plan or runtime that produced the numbers."""
     d = runner.describe()
     if "engine" in d:
         parts = [d.get("backend", ""), str(d.get("tensorrt", "")), d.get("typing", ""), d.get("graph", "")]
         label = " ".join(p for p in parts if p) + f" plan {os.path.basename(str(d['engine']))}"
-        return label + (" (emulated)" if d.get("emulated") or "emulated" in str(d.get("tensorrt", "")) else "")
+        return label + (" (emulated)" if is_emulated(d) and "emulated" not in label.lower() else "")
     if "onnx" in d:
         return f"{d.get('backend')} session on {os.path.basename(str(d['onnx']))}"
     return f"{d.get('backend')} eager module"
@@ -418,7 +434,7 @@ def albert_record_subject(request, record_property, albert_subject, albert_subje
         record_property("subject_device_used", d.get("device", albert_subject.device))
         record_property("subject_engine", engine_label(runner))
     else:
-        record_property("subject_engine", "not built by this test")
+        record_property("subject_engine", "none built yet (this test needs no runner)")
 
 
 # ---------------------------------------------------------------------------------------------

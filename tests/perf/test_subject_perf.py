@@ -35,7 +35,7 @@ def _percentiles(stats) -> dict:
 
 def _time_and_check(request, benchmark, subject, model, runner, reference, feed, rounds: int, label: str) -> dict:
     """Time ``runner.infer(feed)``, record the subject and figures, then check the timed outputs."""
-    from albert_ixrt.pytest_plugin import engine_label
+    from albert_ixrt.pytest_plugin import engine_label, is_emulated
     from albert_ixrt.report import reference_row
     from albert_ixrt.verdicts import outputs_match_reference
 
@@ -46,7 +46,7 @@ def _time_and_check(request, benchmark, subject, model, runner, reference, feed,
 
     batch, seq = feed["input_ids"].shape
     d = runner.describe()
-    emulated = bool(d.get("emulated")) or "emulated" in str(d.get("tensorrt", ""))
+    emulated = is_emulated(d)
     info = {"model": model.name, "weights": model.weights, "backend": subject.backend,
             "precision": subject.precision, "device": d.get("device", subject.device), "engine": engine_label(runner),
             "emulated": emulated, "batch_size": int(batch), "seq_len": int(seq), "lengths": label,
