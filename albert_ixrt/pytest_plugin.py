@@ -141,7 +141,7 @@ def option(config, dest: str):
 
 
 @dataclass(frozen=True)
-class Subject:
+class SubjectSpec:
     """What the acceptance modules judge, as the user named it (checked, not yet loaded)."""
 
     model: str
@@ -163,8 +163,8 @@ class Subject:
         return {"model": self.model, "backend": self.backend, "precision": self.precision, "device": self.device}
 
 
-def subject_from(config) -> Subject:
-    return Subject(model=option(config, "model") or os.environ.get(ENV_MODEL) or DEFAULT_SUBJECT_MODEL,
+def subject_from(config) -> SubjectSpec:
+    return SubjectSpec(model=option(config, "model") or os.environ.get(ENV_MODEL) or DEFAULT_SUBJECT_MODEL,
                    random_weights=bool(option(config, "random_weights")), backend=option(config, "backend"),
                    precision=option(config, "precision"), device=option(config, "device"),
                    perf_batch_sizes=tuple(sorted(set(option(config, "perf_batch_sizes")))),
@@ -173,7 +173,7 @@ def subject_from(config) -> Subject:
                    require_gpu=bool(option(config, "require_gpu")))
 
 
-def check_subject(subject: Subject) -> None:
+def check_subject(subject: SubjectSpec) -> None:
     """Usage errors in what the user named (``AlbertIxrtError``, one line): no torch, no model load."""
     from .options import (check_backend_precision, check_device, check_input_file, check_model_spec,
                           check_tokenizer)
@@ -186,7 +186,7 @@ def check_subject(subject: Subject) -> None:
     check_tokenizer("--tokenizer", subject.tokenizer)
 
 
-SUBJECT_KEY = pytest.StashKey[Subject]()
+SUBJECT_KEY = pytest.StashKey["SubjectSpec"]()
 
 
 def pytest_configure(config):
@@ -249,75 +249,62 @@ def distributed(config) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# Assets (each looked up once)
+# The subject's artefacts, each built once per session through the run's own steps (steps.py)
 # ---------------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def albert_subject(request) -> Subject:
+def albert_subject(request) -> SubjectSpec:
     """The subject under test as the options name it (validated at configure time)."""
     return request.config.stash[SUBJECT_KEY]
 
 
 @pytest.fixture(scope="session")
-def albert_squad_path(request, albert_subject):
-    from . import assets
+def albert_subject_loaded(request, albert_subject):
+    """``steps.load_subject``: the model, the tokenizer that belongs to it, the SQuAD dev set (the real
+    one for every subject, the tiny self-test model included).  Missing weights or data skip (fail
+    under --strict-assets)."""
+    from . import assets, steps
 
+    s = albert_subject
     try:
-        return assets.squad_dev_path(albert_subject.squad, download=False)
+        squad = assets.squad_dev_path(s.squad, download=False)
+        return steps.load_subject(profile="tiny" if s.is_tiny else "real", model_spec=None if s.is_tiny else s.model,
+                                  random_weights=s.random_weights, squad=squad, tokenizer=s.tokenizer)
     except assets.AssetMissingError as exc:
-        skip_or_fail(request, str(exc), strict_option="--strict-assets")
+        skip_or_fail(request, f"subject under test not found: {exc}", strict_option="--strict-assets")
 
 
 @pytest.fixture(scope="session")
-def albert_dev_examples(albert_squad_path):
+def albert_subject_model(albert_subject_loaded):
+    return albert_subject_loaded.model
+
+
+@pytest.fixture(scope="session")
+def albert_subject_tokenizer(albert_subject_loaded):
+    return albert_subject_loaded.tokenizer
+
+
+@pytest.fixture(scope="session")
+def albert_dev_examples(albert_subject_loaded):
     from .squad.data import load_squad
 
-    return load_squad(albert_squad_path)
-
-
-# ---------------------------------------------------------------------------------------------
-# The subject's artefacts, each built once per session
-# ---------------------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def albert_subject_model(request, albert_subject):
-    """The loaded model under test; missing real weights skip (fail under --strict-assets)."""
-    from . import assets
-    from .model import load_model
-
-    try:
-        return load_model(albert_subject.model, random_weights=albert_subject.random_weights)
-    except assets.AssetMissingError as exc:
-        skip_or_fail(request, f"model under test not found: {exc}", strict_option="--strict-assets")
+    return load_squad(albert_subject_loaded.squad_path)
 
 
 @pytest.fixture(scope="session")
-def albert_subject_tokenizer(request, albert_subject, albert_subject_model):
-    """The tokenizer that belongs to the model (the tiny model's own self-test SentencePiece model)."""
-    from . import assets
-    from .pipeline import check_vocab, resolve_tokenizer
-    from .tokenizer import AlbertTokenizer
+def albert_subject_data(albert_subject_loaded):
+    """``steps.features_step``: the whole dev set's features with the subject's tokenizer (accuracy)."""
+    from . import steps
 
-    try:
-        tok = AlbertTokenizer(resolve_tokenizer(albert_subject_model, albert_subject.tokenizer))
-    except assets.AssetMissingError as exc:
-        skip_or_fail(request, str(exc), strict_option="--strict-assets")
-    check_vocab(tok, albert_subject_model)
-    return tok
-
-
-@pytest.fixture(scope="session")
-def albert_subject_features(albert_dev_examples, albert_subject_tokenizer):
-    """Features of the whole real dev set with the subject's tokenizer (accuracy)."""
-    from .squad.features import build_features
-
-    return build_features(albert_dev_examples, albert_subject_tokenizer, progress=False)
+    return steps.features_step(albert_subject_loaded, progress=False)
 
 
 @pytest.fixture(scope="session")
 def albert_subject_converted(albert_subject_model):
-    """(folder, manifest) of the subject's conversion: every stage, cached by content hash."""
-    from .pipeline import converted
+    """``steps.convert_step`` into the conversion cache: every stage (reused while unchanged) and the
+    graph checks' problems."""
+    from . import steps
 
-    return converted(albert_subject_model, progress=False)
+    return steps.convert_step(albert_subject_model, steps.conversion_dir(albert_subject_model), progress=False)
 
 
 #: Batch sizes the conversion checks feed (1 unpadded, 8 padded) and the longest sequence.
@@ -343,44 +330,12 @@ def albert_subject_feeds(albert_dev_examples, albert_subject_tokenizer):
 
 @pytest.fixture(scope="session")
 def albert_subject_equivalence(albert_subject_model, albert_subject_converted, albert_subject_feeds):
-    """torch fp32 against every converted stage of the subject, once per session."""
+    """torch fp32 against every converted stage of the subject on the feeds above, once per session
+    (what ``steps.equivalence_step`` compares, on the conversion tests' chosen inputs)."""
     from .compare import compare_manifest
 
-    out, manifest = albert_subject_converted
-    return compare_manifest(albert_subject_model, manifest, out, albert_subject_feeds)
-
-
-@pytest.fixture(scope="session")
-def albert_subject_runner(request, albert_subject, albert_subject_model):
-    """The runner under test, built once: for TensorRT/ixRT the engine from the graph the one
-    engine-input decision picks, its profile covering every batch the session feeds."""
-    from .errors import BackendUnavailable
-    from .pipeline import make_runner
-
-    s = albert_subject
-    kw: dict = {"device": s.device}
-    onnx = None
-    if s.backend != "torch":  # torch runs the module itself: no conversion (a TorchScript model has none)
-        from .pipeline import convert_for_backend
-
-        request.getfixturevalue("albert_subject_converted")  # the session's conversion, reused from its cache
-        try:
-            onnx = convert_for_backend(albert_subject_model, s.backend, s.precision)
-        except BackendUnavailable as exc:
-            skip_or_fail(request, exc.reason, strict_option="--require-gpu")
-    if s.backend in ("tensorrt", "ixrt"):
-        from .engine import ShapeProfile
-
-        batches = {*s.perf_batch_sizes, *CONVERSION_BATCH_SIZES, ACCURACY_BATCH_SIZE}
-        kw["profile"] = ShapeProfile.covering(batches, (1, MAX_SEQ))
-    try:
-        runner = make_runner(s.backend, albert_subject_model, s.precision, onnx, **kw)
-    except BackendUnavailable as exc:
-        skip_or_fail(request, exc.reason, strict_option="--require-gpu")
-    request.config.stash[RUNNER_KEY] = runner
-    with runner:
-        yield runner
-    del request.config.stash[RUNNER_KEY]
+    conv = albert_subject_converted
+    return compare_manifest(albert_subject_model, conv.manifest, conv.onnx_dir, albert_subject_feeds)
 
 
 #: Batch size of the accuracy evaluation (the reference's batch 16).
@@ -390,11 +345,40 @@ RUNNER_KEY = pytest.StashKey[object]()
 
 
 @pytest.fixture(scope="session")
+def albert_subject_runner(request, albert_subject, albert_subject_model):
+    """The runner under test, built once (``steps.make_runner``): for TensorRT/ixRT the engine from the
+    graph the one engine-input decision picks (``steps.backend_graph``), its profile covering every
+    batch the session feeds."""
+    from . import steps
+    from .errors import BackendUnavailable
+
+    s = albert_subject
+    kw: dict = {"device": s.device}
+    onnx = None
+    try:
+        if s.backend != "torch":  # torch runs the module itself: no conversion (a TorchScript model has none)
+            conv = request.getfixturevalue("albert_subject_converted")
+            onnx = steps.backend_graph(conv.manifest, conv.onnx_dir, s.backend, s.precision)
+        if s.backend in steps.ENGINE_BACKENDS:
+            from .engine import ShapeProfile
+
+            batches = {*s.perf_batch_sizes, *CONVERSION_BATCH_SIZES, ACCURACY_BATCH_SIZE}
+            kw["profile"] = ShapeProfile.covering(batches, (1, MAX_SEQ))
+        runner = steps.make_runner(s.backend, albert_subject_model, s.precision, onnx, **kw)
+    except BackendUnavailable as exc:
+        skip_or_fail(request, exc.reason, strict_option="--require-gpu")
+    request.config.stash[RUNNER_KEY] = runner
+    with runner:
+        yield runner
+    del request.config.stash[RUNNER_KEY]
+
+
+@pytest.fixture(scope="session")
 def albert_reference_runner(albert_subject_model):
     """torch fp32 on the CPU: what every stage, runner and timed output is checked against."""
-    from .runners import create_runner
+    from .steps import make_runner
 
-    with create_runner("torch", model=albert_subject_model, precision="fp32", device="cpu") as runner:
+    with make_runner("torch", albert_subject_model, "fp32", device="cpu") as runner:
         yield runner
 
 
@@ -416,7 +400,7 @@ def engine_label(runner) -> str:
     return f"{d.get('backend')} eager module"
 
 
-def subject_properties(subject: Subject, model) -> dict:
+def subject_properties(subject: SubjectSpec, model) -> dict:
     return {"subject_model": model.name, "subject_weights": model.weights, "subject_backend": subject.backend,
             "subject_precision": subject.precision, "subject_device": subject.device}
 

@@ -187,11 +187,16 @@ def convert_step(model: LoadedModel, onnx_dir: str | Path, progress: bool = True
     return Conversion(Path(onnx_dir), manifest, graph_problems(manifest))
 
 
+def conversion_dir(model: LoadedModel) -> Path:
+    """Where ``model``'s conversion is cached (by the hash of its weights)."""
+    return assets.CACHE_DIR / "onnx" / model.source_sha256[:16]
+
+
 def converted(model: LoadedModel, progress: bool = True) -> tuple[Path, dict]:
     """(folder, manifest) of ``model``'s conversion in the user cache (each stage reused when unchanged)."""
     from .export import convert
 
-    out = assets.CACHE_DIR / "onnx" / model.source_sha256[:16]
+    out = conversion_dir(model)
     return out, convert(model, out, progress=progress)
 
 

@@ -24,31 +24,28 @@ def judged_model(request, albert_subject_model):
     return albert_subject_model
 
 
-def _evaluate(runner, model, examples, features):
-    from albert_ixrt.evaluate import evaluate
-
-    return evaluate(runner, examples, features, batch_size=ACCURACY_BATCH_SIZE, model_info=model.describe())
-
-
 @pytest.fixture(scope="module")
 def result_under_test(request, judged_model):
-    # The session's artefacts are asked for only once the model is judged (fixture arguments would be
-    # built first, session scope before module scope: a whole-dev-set featurization before the skip).
-    runner = request.getfixturevalue("albert_subject_runner")
-    return _evaluate(runner, judged_model, request.getfixturevalue("albert_dev_examples"),
-                     request.getfixturevalue("albert_subject_features"))
+    """``steps.evaluate_step`` on the session's runner.  The session's artefacts are asked for only once
+    the model is judged (as fixture arguments they would be built first, session scope before module
+    scope: a whole-dev-set featurization before the skip)."""
+    from albert_ixrt.steps import evaluate_step
+
+    return evaluate_step(request.getfixturevalue("albert_subject_runner"),
+                         request.getfixturevalue("albert_subject_loaded"),
+                         request.getfixturevalue("albert_subject_data"), batch_size=ACCURACY_BATCH_SIZE, progress=False)
 
 
 @pytest.fixture(scope="module")
 def reference_result(request, albert_subject, judged_model, result_under_test):
-    """torch fp32 on the same features; the result under test itself when that is what the subject is."""
+    """torch fp32 on the same features (``steps.reference_evaluation``, as run's thresholds step); the
+    result under test itself when that is what the subject is."""
+    from albert_ixrt.steps import reference_evaluation
+
     if (albert_subject.backend, albert_subject.precision) == ("torch", "fp32"):
         return result_under_test
-    from albert_ixrt.runners import create_runner
-
-    with create_runner("torch", model=judged_model, precision="fp32", device="cpu") as runner:
-        return _evaluate(runner, judged_model, request.getfixturevalue("albert_dev_examples"),
-                         request.getfixturevalue("albert_subject_features"))
+    data = request.getfixturevalue("albert_subject_data")
+    return reference_evaluation(judged_model, data.examples, data.features, ACCURACY_BATCH_SIZE, False)()
 
 
 def test_reference_thresholds_bytemlperf_compatible(result_under_test, record_property):

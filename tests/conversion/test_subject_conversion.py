@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from albert_ixrt.export import STAGE_FILES, graph_problems, stage_paths
+from albert_ixrt.export import STAGE_FILES
 
 pytestmark = [pytest.mark.conversion, pytest.mark.usefixtures("albert_record_subject")]
 
@@ -22,12 +22,12 @@ def _entry(manifest: dict, stage: str) -> dict:
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_graph_checks(stage, albert_subject_converted, record_property):
-    out, manifest = albert_subject_converted
-    entry = _entry(manifest, stage)
+    conv = albert_subject_converted   # steps.convert_step: the stages and their graph checks' problems
+    entry = _entry(conv.manifest, stage)
     record_property("stage_sha256", entry.get("sha256", ""))
     check = entry.get("graph_check") or {}
-    assert check, f"stage {stage!r} carries no graph check in {out / 'manifest.json'}"
-    problems = [p for p in graph_problems(manifest) if p.startswith(f"{stage} (")]
+    assert check, f"stage {stage!r} carries no graph check in {conv.onnx_dir / 'manifest.json'}"
+    problems = [p for p in conv.problems if p.startswith(f"{stage} (")]
     assert not problems, "\n".join(problems)
 
 
@@ -36,14 +36,14 @@ def test_stage_matches_torch_fp32(stage, albert_subject_model, albert_subject_co
                                   albert_subject_equivalence, record_property):
     from albert_ixrt.layerwise import first_layer_lines, first_layers_over
 
-    out, manifest = albert_subject_converted
-    _entry(manifest, stage)
+    conv = albert_subject_converted
+    _entry(conv.manifest, stage)
     mine = [c for c in albert_subject_equivalence.comparisons if c.stage == stage]
     assert mine, f"stage {stage!r} was not compared"
     record_property("worst_abs_error", max(c.worst_abs for c in mine))
     failing = [c for c in mine if not c.passed]
-    if failing:
-        found = first_layers_over(albert_subject_model, stage_paths(manifest, out), albert_subject_feeds, [stage])
+    if failing:  # name the first layer over tolerance, as run's equivalence step does (steps.drift_detail)
+        found = first_layers_over(albert_subject_model, conv.stage_files(), albert_subject_feeds, [stage])
         pytest.fail("; ".join(first_layer_lines(found)) + "\n" + "\n".join(c.failure_message() for c in failing)
                     + "\n" + albert_subject_equivalence.table(), pytrace=False)
 
