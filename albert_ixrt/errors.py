@@ -29,3 +29,10 @@ class BackendUnavailable(AlbertIxrtError):
         self.backend = backend
         self.reason = reason
         super().__init__(f"backend {backend!r} unavailable: {reason}")
+
+
+def json_problem(exc) -> str:
+    """A ``json.JSONDecodeError`` as a phrase: "not valid JSON (Expecting value at line 1, column 1)".
+    Some of json's messages end in "at" already ("Unterminated string starting at"): no "at at"."""
+    msg = exc.msg[:-3] if exc.msg.endswith(" at") else exc.msg
+    return f"not valid JSON ({msg} at line {exc.lineno}, column {exc.colno})"

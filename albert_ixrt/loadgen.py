@@ -175,7 +175,12 @@ class LoadgenResult:
     def console_lines(self) -> list[str]:
         """What a person reads: the verdict, why, LoadGen's advice and where its logs are."""
         verdict = {True: "VALID", False: "INVALID"}.get(self.valid, "no verdict")
-        how = "MLPerf rules" if self.mode == "mlperf" else "quick mode, not meant to be VALID"
+        if self.mode == "mlperf":
+            how = "MLPerf rules"
+        elif self.valid is False:
+            how = "expected of a quick run, which is too short for MLPerf's rules; --mlperf-valid runs by them"
+        else:   # never "VALID (... not meant to be VALID)"
+            how = "a quick run; --mlperf-valid runs by MLPerf's rules"
         lines = [f"{self.scenario}: LoadGen says {verdict} ({how})"]
         lines += [f"  why: {r}" for r in self.invalid_reasons]
         lines += [f"  LoadGen recommends: {r}" for r in self.recommendations]

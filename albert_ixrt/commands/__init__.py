@@ -25,6 +25,15 @@ def positive_int(text: str) -> int:
     return _int_at_least(text, 1)
 
 
+def positive_ints(text: str) -> int:
+    """One value of a list option (``nargs="+"``): "1,16" is refused with the spelling that works."""
+    if "," in text:
+        parts = [t.strip() for t in text.split(",") if t.strip()]
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}; give several values separated by spaces, "
+                                         f"not commas: {' '.join(parts)}")
+    return _int_at_least(text, 1)
+
+
 def nonnegative_int(text: str) -> int:
     return _int_at_least(text, 0)
 
@@ -109,7 +118,8 @@ def add_compile_args(p: argparse.ArgumentParser) -> None:
     from ..config import COMPILE_MODES
 
     if not any("--device" in a.option_strings for a in p._actions):
-        p.add_argument("--device", default="auto", help="auto, cpu, cuda")
+        p.add_argument("--device", default="auto", help="auto, cpu, cuda (torch: cuda:N too); onnxruntime also "
+                                                       "tensorrt (its TensorRT execution provider)")
     if not any("--compile" in a.option_strings for a in p._actions):
         p.add_argument("--compile", action="store_true", help="torch: torch.compile (CUDA graphs on a GPU), "
                                                              "batches padded to shape buckets (config.py)")
@@ -184,7 +194,7 @@ def write_and_print(result, out_dir: str, headline: str) -> int:
     pred, met = result.write(Path(out_dir))
     print(headline)
     print("\n".join(result.scores.summary_lines()))
-    print(json.dumps({"predictions": str(pred), "metrics": str(met)}))
+    print(json.dumps({"predictions": str(pred), "metrics": str(met)}, ensure_ascii=False))  # paths as they are
     return 0
 
 

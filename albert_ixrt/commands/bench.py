@@ -11,7 +11,7 @@ import sys
 from ..bench import DEFAULT_BATCH_SIZES, DEFAULT_SEQ_LENS
 
 from . import (add_backend_args, add_model_args, input_file, nonnegative_float, nonnegative_int, positive_float,
-               positive_int, tokenizer_arg)
+               positive_int, positive_ints, tokenizer_arg)
 
 HELP = "benchmark a runner: sequences/s, batches/s (\"QPS\") and latency p50/p90/p99 per batch size"
 
@@ -48,9 +48,9 @@ def add_runner_args(p: argparse.ArgumentParser) -> None:
 
 def add_arguments(p):
     add_runner_args(p)
-    p.add_argument("--batch-size", type=positive_int, nargs="+", default=list(DEFAULT_BATCH_SIZES),
+    p.add_argument("--batch-size", type=positive_ints, nargs="+", default=list(DEFAULT_BATCH_SIZES),
                    help="batch sizes (default: 1 16)")
-    p.add_argument("--seq-len", type=positive_int, nargs="+", default=list(DEFAULT_SEQ_LENS),
+    p.add_argument("--seq-len", type=positive_ints, nargs="+", default=list(DEFAULT_SEQ_LENS),
                    help="sequence lengths (default: 384)")
     p.add_argument("--sweep", action="store_true", help="batch sizes 1 2 4 8 16 32 (overrides --batch-size)")
     p.add_argument("--warmup", type=nonnegative_int, default=3, help="untimed calls first (default 3)")

@@ -34,11 +34,12 @@ def run(args) -> int:
     from ..errors import AlbertIxrtError
     from ..evaluate import evaluate
     from ..parallel import parse_shard
-    from ..options import check_backend_precision
+    from ..options import check_backend_precision, check_device
     from ..steps import check_vocab, make_runner, prepare_data, resolve_tokenizer
     from ..tokenizer import AlbertTokenizer
 
     check_backend_precision(args.backend, args.precision)
+    check_device(args.backend, args.device)  # as bench does: a device the backend cannot use, before any work
     settings = squad_settings(args)
     shard = None
     if args.shard:
@@ -51,6 +52,8 @@ def run(args) -> int:
 
     # tensorrt/ixrt: a profile covering --batch-size at every length up to max_seq_length, before the build
     runner_options.update(engine_options(args.backend, args.batch_size, (), max_seq=settings.max_seq_length))
+    if args.backend == "onnxruntime":
+        runner_options["device"] = args.device  # its execution provider (auto, cpu, cuda, tensorrt)
     model = load_model_arg(args)  # only now: every option above is refused before any work
     tok = AlbertTokenizer(resolve_tokenizer(model, args.tokenizer))
     check_vocab(tok, model)

@@ -27,5 +27,5 @@ def run(args) -> int:
         done["squad"] = str(assets.squad_dev_path(None, download=True))
     if args.model_dir:
         done["model"] = str(assets.fetch_model(args.model_id, args.model_dir))
-    print(json.dumps(done))
+    print(json.dumps(done, ensure_ascii=False))
     return 0

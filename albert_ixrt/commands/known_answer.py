@@ -37,5 +37,5 @@ def run(args) -> int:
     print("expected, if the suite measures it right:")
     print("\n".join("  " + line for line in expected.summary_lines()))
     print("  " + reference_thresholds(expected).message)
-    print(json.dumps({"model": str(path)}))
+    print(json.dumps({"model": str(path)}, ensure_ascii=False))
     return 0

@@ -95,7 +95,7 @@ def run(args) -> int:
                     "samples_per_second": result.samples_per_second,
                     "p90_latency_ms": (result.latency_ns.get("90.00") or 0) / 1e6, "samples": result.samples_issued,
                     "weights": info.get("weights"), "log_dir": result.log_dir}
-            print(json.dumps(line))
+            print(json.dumps(line, ensure_ascii=False))
             print(f"wrote {write_result(result, Path(args.out) / f'loadgen_{scenario}.json')}", file=sys.stderr)
             if result.valid is not True:
                 invalid.append(scenario)

@@ -7,7 +7,7 @@ Default: the real model and the official dev set.  ``--profile tiny``: the embed
 from __future__ import annotations
 
 from . import (add_backend_args, add_feature_args, add_model_args, feature_kwargs, input_file, output_dir, positive_int,
-               tokenizer_arg)
+               positive_ints, tokenizer_arg)
 
 HELP = "run the acceptance pipeline (default: real model + official dev set; --profile tiny: offline self-test)"
 
@@ -31,7 +31,7 @@ def add_arguments(p):
                    "the accuracy thresholds are then not judged)")
     p.add_argument("--skip", nargs="*", default=[], choices=OPTIONAL_STEPS,
                    help="leave out optional steps (each is shown as skipped in the report)")
-    p.add_argument("--bench-batch-sizes", type=positive_int, nargs="+", default=list(BENCH_BATCH_SIZES),
+    p.add_argument("--bench-batch-sizes", type=positive_ints, nargs="+", default=list(BENCH_BATCH_SIZES),
                    help="batch sizes of the bench step (default: %(default)s; fewer or smaller is faster)")
     p.add_argument("--tf32", action="store_true",
                    help="tensorrt/ixrt fp32: let the builder use TF32 MatMuls (off by default, as in Polygraphy: every "

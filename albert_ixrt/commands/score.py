@@ -26,8 +26,15 @@ def run(args) -> int:
     from ..squad.metrics import score
     from ..squad.predictions import load_predictions
 
+    from ..errors import AlbertIxrtError
+
     examples = load_squad(args.squad, check_answers=False)
     predictions = load_predictions(args.predictions)
+    if predictions and not set(predictions) & {e.qid for e in examples}:
+        # Every question would score 0: a wrong pairing, not a bad model.
+        raise AlbertIxrtError(f"none of the {len(predictions)} question ids in {args.predictions} is in "
+                              f"{args.squad} ({len(examples)} questions): were the predictions made on another "
+                              "dev set (SQuAD v1.1 dev-v1.1.json, or --limit/--shard of another file)?")
     result = score(examples, predictions, num_features=args.features)
     unknown = len(set(predictions) - {e.qid for e in examples})
     missing = result.questions - result.answered

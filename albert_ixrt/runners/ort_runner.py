@@ -12,6 +12,7 @@ Threads and the graph optimisation level change the numbers, so ``describe()`` r
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -88,6 +89,29 @@ def int8_path_for(onnx_path: Path, source_sha256: str) -> Path:
     return onnx_path.with_name(f"{onnx_path.stem}.int8{flags}-{source_sha256[:12]}.onnx")
 
 
+#: onnxruntime's quantizer logs this on the root logger for every graph not run through its
+#: ``quant_pre_process`` (symbolic shape inference + graph optimisation).  The advice does not apply
+#: here: the graph is already optimised by onnxruntime's own transformer fusion (model.fused.onnx),
+#: and symbolic shape inference does not know the fused contrib ops (hence DefaultTensorType below).
+PREPROCESS_ADVICE = "pre-processing before quantization"
+
+
+class _DropPreprocessAdvice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return PREPROCESS_ADVICE not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _without_preprocess_advice():
+    """Only that one warning is dropped, and only while quantising; every other record passes."""
+    root, only = logging.getLogger(), _DropPreprocessAdvice()
+    root.addFilter(only)
+    try:
+        yield
+    finally:
+        root.removeFilter(only)
+
+
 def quantize_int8(onnx_path: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> tuple[Path, bool]:
     """(path of the int8 graph, whether it came from the cache).  Written atomically beside the
     source graph, or under ``cache_dir`` (default: the user cache) when that folder is read-only."""
@@ -103,7 +127,7 @@ def quantize_int8(onnx_path: str | os.PathLike, cache_dir: str | os.PathLike | N
     if dest.is_file():
         return dest, True
     log.info("quantising %s -> %s", src.name, dest.name)
-    with atomic_path(dest) as tmp:
+    with atomic_path(dest) as tmp, _without_preprocess_advice():
         quantize_dynamic(src, tmp, weight_type=getattr(QuantType, INT8_SETTINGS["weight_type"]),
                          per_channel=INT8_SETTINGS["per_channel"], reduce_range=INT8_SETTINGS["reduce_range"],
                          # ORT's contrib ops (fused Attention etc.) defeat shape inference: say outputs are float

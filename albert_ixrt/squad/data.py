@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import InputFileError
+from ..errors import InputFileError, json_problem
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,8 @@ class Example:
 #: The ``version`` values of a SQuAD v1.1 file (the official files say "1.1"); a file without one is
 #: judged by its questions alone.
 V1_VERSIONS = ("1.1", "v1.1")
+#: The first two bytes of every gzip file (RFC 1952), e.g. a dev-v1.1.json.gz passed as it was downloaded.
+GZIP_MAGIC = b"\x1f\x8b"
 V1_ONLY = "this suite scores SQuAD v1.1 only (every question answerable)"
 
 
@@ -65,14 +67,18 @@ def load_squad(path: str | Path, *, check_answers: bool = True) -> list[Example]
     path = Path(path)
     if not path.is_file():
         raise InputFileError(path, "file not found")
+    data = path.read_bytes()
+    if data[:2] == GZIP_MAGIC:
+        raise InputFileError(path, "is gzip-compressed, not JSON: decompress it first (gunzip -k "
+                                   f"{path}) and pass the .json file")
     try:
-        raw = path.read_bytes().decode("utf-8")
+        raw = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InputFileError(path, f"not valid UTF-8 (byte {exc.start})") from None
     try:
         doc = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise InputFileError(path, f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+        raise InputFileError(path, json_problem(exc)) from None
     return parse_squad(doc, path, check_answers=check_answers)
 
 

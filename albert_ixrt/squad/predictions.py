@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..errors import InputFileError
+from ..errors import InputFileError, json_problem
 
 
 def load_predictions(path: str | Path) -> dict[str, str]:
@@ -16,7 +16,7 @@ def load_predictions(path: str | Path) -> dict[str, str]:
     except UnicodeDecodeError as exc:
         raise InputFileError(path, f"not valid UTF-8 (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
-        raise InputFileError(path, f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+        raise InputFileError(path, json_problem(exc)) from None
     if not isinstance(doc, dict):
         raise InputFileError(path, f"expected a JSON object {{question id: answer}}, got {type(doc).__name__}")
     bad = [k for k, v in doc.items() if not isinstance(v, str)]
