@@ -143,14 +143,15 @@ def metrics_weights(m: dict) -> str:
 
 
 def accuracy_for(result: BenchResult, metrics: list[dict]) -> tuple[float | str, float | str]:
-    """(EM, F1) of the evaluation of the same model, backend and precision, if any; never from random weights."""
+    """(EM, F1) of the evaluation of the same model, backend and precision, if any; never from random weights.
+    An evaluation that does not name its model (or a bench row that does not) is no evidence for a row."""
     if result.weights == "random":
         return NO_ACCURACY, NO_ACCURACY
     for m in metrics:
         runner = m.get("runner", {})
         evaluated = (m.get("model") or {}).get("model")
-        if evaluated and result.model and evaluated != result.model:
-            continue  # another model's evaluation
+        if not evaluated or evaluated != result.model:
+            continue  # another model's evaluation, or one that cannot be told apart
         if runner.get("backend") == result.backend and runner.get("precision") == result.precision:
             if metrics_weights(m) != "real":
                 return NO_ACCURACY, NO_ACCURACY
@@ -217,6 +218,10 @@ def official_scores_lines(inputs: Inputs) -> list[str]:
     return lines
 
 
+#: After a quick run's verdict: never "VALID [... not meant to be VALID]".
+QUICK_VERDICT_NOTE = {True: " [quick run]", False: " [quick run: too short for MLPerf's rules, as expected]"}
+
+
 def loadgen_lines(inputs: Inputs) -> list[str]:
     lines = ["| Scenario | Backend | Precision | samples/s | p90 latency ms | samples | LoadGen verdict | Weights |",
              "|---|---|---|---|---|---|---|---|"]
@@ -226,7 +231,7 @@ def loadgen_lines(inputs: Inputs) -> list[str]:
         p90 = (d.get("latency_ns") or {}).get("90.00")
         failed = [f"{k}: {v}" for k, v in (d.get("checks") or {}).items() if str(v).lower() != "yes"]
         verdict = {True: "VALID", False: "INVALID" + (f" ({', '.join(failed)})" if failed else "")}.get(
-            d.get("valid"), "?") + (" [quick mode, not meant to be VALID]" if d.get("mode") == "quick" else "")
+            d.get("valid"), "?") + (QUICK_VERDICT_NOTE[d.get("valid") is True] if d.get("mode") == "quick" else "")
         rate = d.get("samples_per_second")
         lines.append(f"| {d.get('scenario')} | {runner.get('backend', '?')} | {runner.get('precision', '?')} | "
                      f"{rate if rate is None else f'{rate:.2f}'} | {'' if p90 is None else f'{p90 / 1e6:.2f}'} | "

@@ -18,9 +18,9 @@ def _result(backend="onnxruntime", precision="fp16", batch=16, bps=40.0, weights
                        weights=weights, model=model)
 
 
-def _metrics(backend="onnxruntime", precision="fp16", weights="real"):
+def _metrics(backend="onnxruntime", precision="fp16", weights="real", model="/models/albert"):
     return {"scores": {"exact_match": 83.11, "f1": 90.22, "bytemlperf_exact_match": 80.01, "bytemlperf_f1": 87.02},
-            "runner": {"backend": backend, "precision": precision}, "model": {"weights": weights}}
+            "runner": {"backend": backend, "precision": precision}, "model": {"weights": weights, "model": model}}
 
 
 def _write(folder, results, metrics=None, name="bench.json"):
@@ -73,6 +73,19 @@ def test_unmatched_backend_has_no_accuracy_cell(tmp_path):
     assert row[4] == row[5] == NOT_MEASURED
 
 
+@pytest.mark.parametrize("evaluated", [
+    {"model": "/models/other"}, {"precision": "fp32"}, {"backend": "torch"}, {"model": None}])
+def test_em_f1_only_from_an_evaluation_of_the_same_model_backend_and_precision(tmp_path, evaluated):
+    """The matching evaluation gives the row its numbers (first case); one differing in model,
+    precision or backend, or naming no model, gives none (issue 17 item 12)."""
+    _write(tmp_path / "same", [_result()], _metrics())
+    row = _table_rows(write_report(tmp_path / "same")["markdown"].read_text())[1]
+    assert row[4:6] == ["80.01", "87.02"]
+    _write(tmp_path / "other", [_result()], _metrics(**evaluated))
+    row = _table_rows(write_report(tmp_path / "other")["markdown"].read_text())[1]
+    assert row[4] == row[5] == NOT_MEASURED
+
+
 def test_json_and_plot(tmp_path):
     _write(tmp_path / "a", [_result(batch=b, bps=100.0 / b) for b in (1, 2, 4, 8, 16)])
     _write(tmp_path / "b", [_result(backend="torch", precision="fp32", batch=b, bps=10.0 / b) for b in (1, 16)])
@@ -103,7 +116,7 @@ def test_loadgen_results_are_listed(tmp_path):
         "checks": {"Min duration satisfied": "NO", "Min queries satisfied": "Yes"}}))
     md = write_report(tmp_path)["markdown"].read_text()
     assert ("| Offline | torch | fp32 | 123.40 | 5.00 | 110 | INVALID (Min duration satisfied: NO) "
-            "[quick mode, not meant to be VALID] | random |") in md
+            "[quick run: too short for MLPerf's rules, as expected] | random |") in md
 
 
 def test_report_command(tmp_path, capsys):

@@ -126,6 +126,27 @@ def test_cli_faulty_graph_exit_1_names_the_layer(tiny_converted, tmp_path, capsy
     assert json.loads((tmp_path / "lw.json").read_text())["first_over_tolerance"] == "layer 1"
 
 
+def test_cli_faulty_fp16_graph_names_the_layer_with_fp16_tolerances(tiny_converted, tmp_path, capsys):
+    """The precision (and so the tolerances) comes from the graph itself: a fault in layer 2 of the
+    fp16 stage names layer 2 (with fp32 tolerances fp16 rounding would be flagged first)."""
+    out, manifest = tiny_converted
+    faulty = plant_fault(stage_paths(manifest, out)["fp16"], tmp_path / "faulty.onnx", 2, TINY_FAULT_EPS["fp16"])
+    rc, stdout, _ = cli(capsys, "--onnx", str(faulty), "--json", str(tmp_path / "lw.json"))
+    d = json.loads((tmp_path / "lw.json").read_text())
+    assert (rc, d["precision"], d["first_over_tolerance"]) == (1, "fp16", "layer 2"), stdout
+
+
+def test_run_drift_detail_judges_each_stage_with_its_own_precision(tiny_case, tmp_path):
+    """What `run` reports for failing stages (layerwise.first_layers_over): a fault in layer k of an
+    fp16 stage names layer k; the clean fp16 stage beside it names none (issue 17 item 12)."""
+    from albert_ixrt.layerwise import first_layers_over
+
+    model, files, feeds, _ = tiny_case
+    faulty = plant_fault(files["fp16"], tmp_path / "faulty.onnx", 2, TINY_FAULT_EPS["fp16"])
+    found = first_layers_over(model, {**files, "fp16": faulty}, feeds, ["fp16", "trt_fp16"])
+    assert found == {"fp16": "layer 2", "trt_fp16": "none"}
+
+
 @pytest.mark.parametrize("argv, needle", [
     (["--onnx", "missing.onnx"], "missing.onnx: file not found"),
     (["--onnx", "a.onnx", "--stage", "fused"], "not allowed with argument"),
