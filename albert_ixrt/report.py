@@ -23,7 +23,7 @@ from pathlib import Path
 from .bench import SCHEMA as BENCH_SCHEMA
 from .bench import BenchReport, BenchResult
 from .config import (DEFAULT_SQUAD, REFERENCE_BATCH_SIZE, REFERENCE_DEVICE, REFERENCE_EM_BYTEMLPERF,
-                     REFERENCE_F1_BYTEMLPERF, REFERENCE_PRECISION, REFERENCE_QPS_BATCHES)
+                     REFERENCE_F1_BYTEMLPERF, REFERENCE_PRECISION, REFERENCE_QPS_BATCHES, REFERENCE_READING)
 
 #: The reference row's sequence length (DeepSparkInference's ALBERT: SQuAD features of 384 tokens).
 REFERENCE_SEQ_LEN = DEFAULT_SQUAD.max_seq_length
@@ -248,6 +248,7 @@ def render_markdown(rows: list[ReportRow], inputs: Inputs, notes: list[str] | tu
         f"{REFERENCE_BATCH_SIZE}, QPS {REFERENCE_QPS_BATCHES} where one query = one batch of {REFERENCE_BATCH_SIZE} "
         f"(= {REFERENCE_QPS_BATCHES * REFERENCE_BATCH_SIZE:.1f} sequences/s), EM {REFERENCE_EM_BYTEMLPERF} / F1 "
         f"{REFERENCE_F1_BYTEMLPERF} (ByteMLPerf-compatible metric).", "",
+        f"How the reference row is read: {REFERENCE_READING}.", "",
         "QPS = batches/s. Exact Match / F1 are ByteMLPerf-compatible (sums over questions / number of features), "
         "as in the reference.", "",
         markdown_table(rows), "",
@@ -288,29 +289,67 @@ def decade_limits(values) -> tuple[float, float]:
     return bottom, (top * 10 if top == bottom else top)
 
 
-def throughput_figure(rows: list[ReportRow]):
-    """The throughput plot as a matplotlib figure (``plot_throughput`` saves it)."""
+def series_caveat(rows: list[ReportRow]) -> str:
+    """What a plotted line is not, in words for its legend entry: the self-test model, random
+    weights, and why it cannot be held against the reference ("" for a like-for-like line)."""
+    first = rows[0]
+    parts = []
+    if any(r.vs_reference_note.startswith("n/a (tiny") or r.model.split(" ")[0] in NOT_ALBERT_BASE for r in rows):
+        parts.append("self-test model, not ALBERT base")
+    elif any(r.weights == "random" for r in rows):
+        parts.append("random weights: speed only")
+    if all(r.vs_reference is None for r in rows):
+        why = next((r.vs_reference_note for r in rows if r.batch_size == REFERENCE_BATCH_SIZE), first.vs_reference_note)
+        why = why.removeprefix("n/a (").removesuffix(")")
+        if not why.startswith("tiny"):
+            parts.append(why)
+        parts.append("not comparable with the reference")
+    return "; ".join(parts)
+
+
+def empty_plot_reason(notes=()) -> str:
+    """Why the plot has no line of ours: the run's own note (e.g. its bench step was skipped), else
+    that no benchmark report was found."""
+    for note in notes:
+        if "throughput" in note.lower() or "bench" in note.lower():
+            return note
+    return ("No throughput rows: no benchmark results (`albert-ixrt bench --json`, or a run's bench step) were "
+            "found; only the reference is shown.")
+
+
+def throughput_figure(rows: list[ReportRow], notes=()):
+    """The throughput plot as a matplotlib figure (``plot_throughput`` saves it).  What cannot be
+    compared with the reference says so on the image, and an empty plot says why it is empty."""
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FixedLocator, LogLocator, NullFormatter, ScalarFormatter
 
-    series: dict[str, list[tuple[int, float]]] = {}
+    series: dict[str, list[ReportRow]] = {}
     for r in rows:
         if r.reference or not r.sequences_per_s > 0:
             continue
         key = f"{r.model} {r.backend}/{r.precision} seq{r.seq_len} {r.transfer}"
-        series.setdefault(key, []).append((r.batch_size, r.sequences_per_s))
-    fig, ax = plt.subplots(figsize=(8, 5))
+        series.setdefault(key, []).append(r)
+    fig, ax = plt.subplots(figsize=(9, 6))
     for key, points in sorted(series.items()):
-        points.sort()
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=key)
+        points.sort(key=lambda r: r.batch_size)
+        caveat = series_caveat(points)
+        ax.plot([p.batch_size for p in points], [p.sequences_per_s for p in points], marker="o",
+                linestyle="--" if caveat else "-", label=key + (f"\n  ({caveat})" if caveat else ""))
     ref = reference_row()
     ax.scatter([ref.batch_size], [ref.sequences_per_s], marker="*", s=200, color="black",
-               label=f"reference {REFERENCE_DEVICE} {REFERENCE_PRECISION.upper()} ({ref.sequences_per_s:.0f} seq/s)")
-    ys = [y for pts in series.values() for _, y in pts] + [ref.sequences_per_s]
-    xs = sorted({x for pts in series.values() for x, _ in pts} | {ref.batch_size})
+               label=f"reference {REFERENCE_DEVICE} {REFERENCE_PRECISION.upper()}: {REFERENCE_QPS_BATCHES} batches/s "
+                     f"at batch {REFERENCE_BATCH_SIZE} = {ref.sequences_per_s:.0f} seq/s\n  (the seed README's "
+                     f"BatchSize 1 reading would be {REFERENCE_QPS_BATCHES} seq/s)")
+    if not series:
+        ax.text(0.5, 0.5, textwrap.fill(empty_plot_reason(notes), 60), transform=ax.transAxes, ha="center",
+                va="center", fontsize=10, bbox={"boxstyle": "round", "facecolor": "#fff3cd", "edgecolor": "#c9a227"})
+    ys = [p.sequences_per_s for pts in series.values() for p in pts] + [ref.sequences_per_s]
+    xs = sorted({p.batch_size for pts in series.values() for p in pts} | {ref.batch_size})
     ax.set_xscale("log", base=2)
     ax.xaxis.set_major_locator(FixedLocator(xs))          # the batch sizes measured, as plain numbers
     ax.xaxis.set_major_formatter(ScalarFormatter())
@@ -323,19 +362,20 @@ def throughput_figure(rows: list[ReportRow]):
     ax.set_ylabel("sequences / s")
     ax.set_title("ALBERT SQuAD throughput vs batch size")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    # Below the axes: the legend's caveats are read beside every line, never drawn over one.
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.0, -0.12), borderaxespad=0.0, frameon=False)
     fig.tight_layout()
     return fig
 
 
-def plot_throughput(rows: list[ReportRow], dest: Path) -> Path:
+def plot_throughput(rows: list[ReportRow], dest: Path, notes=()) -> Path:
     """sequences/s against batch size, one line per (model, backend, precision, seq, transfer)."""
     import matplotlib.pyplot as plt
 
-    fig = throughput_figure(rows)
+    fig = throughput_figure(rows, notes)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(dest) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
+        fig.savefig(tmp, dpi=100, format="png", bbox_inches="tight")   # the legend below the axes included
     plt.close(fig)
     return dest
 
@@ -355,5 +395,5 @@ def write_report(folder: str | os.PathLike, out_dir: str | os.PathLike | None = 
         "accuracy_metric": "ByteMLPerf-compatible exact match / F1",
         "rows": [asdict(r) for r in rows], "notes": list(notes), "loadgen": [d for _, d in inputs.loadgen],
         "sources": [str(p) for p, _ in inputs.bench + inputs.metrics + inputs.loadgen]})
-    png = plot_throughput(rows, out / PLOT_PNG)
+    png = plot_throughput(rows, out / PLOT_PNG, notes)
     return {"markdown": md, "json": js, "plot": png}

@@ -20,16 +20,19 @@ def test_threshold_verdict_both_ways_with_figures_thresholds_and_margins():
     assert on_the_line.passed and on_the_line.message.startswith("PASS")
     low_f1 = reference_thresholds(_scores(90.0, REFERENCE_F1_BYTEMLPERF - 0.001))
     assert not low_f1.passed and list(low_f1.detail["below"]) == ["bytemlperf_f1"]
-    for text in ("FAIL", "EM 90.000", "threshold 80.18", "margin +9.820", "threshold 87.57", "margin -0.001",
-                 "official SQuAD v1.1 EM 92.000"):
+    for text in ("FAIL", "EM 90.00, needs >= 80.18 (margin +9.820)", "F1 87.569, needs >= 87.57 (margin -0.001)",
+                 "official SQuAD v1.1 EM 92.00"):
         assert text in low_f1.message, (text, low_f1.message)
+    assert "EM 80.18, needs >= 80.18 (margin +0.000), F1 87.57, needs >= 87.57" in on_the_line.message
+    # the example: a failing figure and what it needs, side by side
+    assert "EM 72.69, needs >= 80.18 (margin -7.490)" in reference_thresholds(_scores(72.69, 90.0)).message
     assert not reference_thresholds(_scores(float("nan"), 99.0)).passed
 
 
 def test_mlperf_ratio_verdict_both_ways():
     assert mlperf_ratio(MLPERF_F1_RATIO * 90.0, 90.0).passed
     bad = mlperf_ratio(89.0, 90.0)
-    assert not bad.passed and "ratio 0.9889" in bad.message and "threshold 0.99" in bad.message
+    assert not bad.passed and "ratio 0.9889, needs >= 0.99 (margin -0.0011)" in bad.message
     assert not mlperf_ratio(89.0, 0.0).passed and math.isnan(mlperf_ratio(89.0, 0.0).detail["ratio"])
 
 

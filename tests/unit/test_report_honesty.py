@@ -88,3 +88,61 @@ def test_matplotlib_defaults_would_leave_the_lowest_point_unlabelled():
         assert min(_labelled_y_ticks(ax)) > 2.6
     finally:
         plt.close(fig)
+
+
+# --------------------------------------------------------------------------------------------
+# The plot says on the image what a line is not, and why it is empty (issue 17 item 9)
+# --------------------------------------------------------------------------------------------
+def _figure_texts(rows, notes=()):
+    import matplotlib.pyplot as plt
+
+    from albert_ixrt.report import rows_for, Inputs
+    from albert_ixrt.bench import BenchReport
+    from pathlib import Path
+
+    fig = throughput_figure(rows_for(Inputs([(Path("b.json"), BenchReport(rows, {}, {}))] if rows else [], [])),
+                            notes)
+    try:
+        ax = fig.axes[0]
+        return [t.get_text() for t in ax.get_legend().get_texts()], [t.get_text() for t in ax.texts]
+    finally:
+        plt.close(fig)
+
+
+def test_plot_legend_says_which_lines_are_not_comparable_with_the_reference():
+    tiny = [_result(device="cpu", batch=b, model="tiny", weights="random") for b in (1, 16)]
+    twin_cpu = [_result(device="cpu", batch=b, model="/d/config.json", weights="random") for b in (1, 16)]
+    twin_gpu = [_result(batch=b, model="/d/config.json", weights="random") for b in (1, 16)]
+    real_gpu = [_result(batch=b) for b in (1, 16)]
+    legend, texts = _figure_texts(tiny + twin_cpu + twin_gpu + real_gpu)
+    by_model = {line.split(" ")[0]: line for line in legend}
+    assert "(self-test model, not ALBERT base; not comparable with the reference)" in by_model["tiny"]
+    twin = [line for line in legend if line.startswith("d [random weights]")]
+    assert len(twin) == 1   # CPU and GPU rows share a key: the GPU batch-16 row makes the line comparable
+    assert "random weights: speed only" in twin[0]
+    assert "\n" not in by_model["/models/albert"]                 # like for like: no caveat
+    assert texts == []                                             # not empty: no box
+    (ref,) = [line for line in legend if line.startswith("reference")]
+    assert "50.99 batches/s at batch 16 = 816 seq/s" in ref and "BatchSize 1 reading would be 50.99 seq/s" in ref
+    legend, _ = _figure_texts(twin_cpu)
+    assert "random weights: speed only; CPU; reference is an Iluvatar MR-V100; not comparable" in legend[0]
+
+
+def test_an_empty_plot_says_why():
+    note = ("No throughput rows from this run: its bench step was skipped (--skip bench); only the reference row "
+            "is shown.")
+    _, texts = _figure_texts([], [note])
+    assert [t.replace("\n", " ") for t in texts] == [note]
+    _, texts = _figure_texts([])
+    assert "no benchmark results" in texts[0].replace("\n", " ")
+
+
+def test_perf_report_says_how_the_reference_row_is_read(tmp_path):
+    from albert_ixrt.bench import BenchReport
+    from albert_ixrt.report import write_report
+
+    BenchReport([_result()], {}, {}).write(tmp_path / "bench.json")
+    md = write_report(tmp_path)["markdown"].read_text()
+    line = next(line for line in md.splitlines() if line.startswith("How the reference row is read"))
+    assert "50.99 batches/s at batch 16 (= 816 sequences/s)" in line
+    assert "seed README's table lists BatchSize 1" in line and "50.99 sequences/s" in line
