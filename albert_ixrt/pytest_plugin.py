@@ -431,7 +431,48 @@ def perf_rows(config) -> list:
     return config.stash.setdefault(PERF_ROWS_KEY, [])
 
 
+# ---------------------------------------------------------------------------------------------
+# The default run leaves out tests marked slow (issue 17: it stays within ~490 CPU-s on 2 cores);
+# CI runs them as their own step (.ci/run, .github/workflows/ci.yml)
+# ---------------------------------------------------------------------------------------------
+SLOW_HINT = "`pytest -m slow` runs them, `pytest -m 'slow or not slow'` runs everything"
+SLOW_LEFT_OUT_KEY = pytest.StashKey[int]()
+
+
+def _named_files(config) -> set[str]:
+    """Test files the user named on the command line (a file or a node id in it, not a folder)."""
+    from pathlib import Path
+
+    named = set()
+    for arg in config.args:
+        path = Path(config.invocation_params.dir, arg.split("::")[0])
+        if path.is_file():
+            named.add(str(path.resolve()))
+    return named
+
+
+def pytest_collection_modifyitems(config, items):
+    """This suite's tests marked slow are left out unless asked for: by a -m expression (the user's
+    -m decides alone: `-m slow`, `-m accuracy`, `-m "conversion and not slow"`), or by naming their
+    file or node id.  A plain `pytest -q` (or a folder) runs the rest and says how many it left out."""
+    from pathlib import Path
+
+    if config.option.markexpr or not this_suite(config):
+        return
+    named = _named_files(config)
+    slow = [item for item in items if item.get_closest_marker("slow") and str(Path(item.fspath).resolve()) not in named]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        left_out = set(slow)
+        items[:] = [item for item in items if item not in left_out]
+        config.stash[SLOW_LEFT_OUT_KEY] = len(slow)
+
+
 def pytest_terminal_summary(terminalreporter, config):
+    left_out = config.stash.get(SLOW_LEFT_OUT_KEY, 0)
+    if left_out:
+        terminalreporter.write_line(f"{left_out} slow tests left out of the default run ({MARKERS['slow']}): "
+                                    f"{SLOW_HINT}")
     rows = config.stash.get(PERF_ROWS_KEY, [])
     if not rows:
         return
