@@ -228,6 +228,30 @@ class OutputComparison:
         return d
 
 
+TABLE_COLUMNS = ("stage", "prec", "output", "worst abs (feed,row,pos)", "worst rel", "atol/rtol",
+                 "argmax raw", "argmax decidable", "ok")
+#: What each column of ``EquivalenceResult.table()`` means, for a reader who has not read this module.
+TABLE_LEGEND = {
+    "stage": "the ONNX stage run on the same feeds as torch fp32 (the reference)",
+    "prec": "the stage's precision, whose tolerance judges it",
+    "output": "start_logits or end_logits",
+    "worst abs (feed,row,pos)": "largest |stage - torch| over every logit, and where: feed number, row in that "
+                                "batch, token position",
+    "worst rel": "largest |stage - torch| / |torch|",
+    "atol/rtol": "the tolerance (config.TOLERANCES): a logit fails only when it misses both, |stage - torch| > atol "
+                 "and > rtol x |torch|",
+    "argmax raw": "rows whose best answer position (over real tokens) is torch's, of all rows",
+    "argmax decidable": "the same over the rows where torch's top-1 margin exceeds 2 x atol (within tolerance two "
+                        "logits can close that much); a flip on any other row may be a tie",
+    "ok": "yes when no logit misses its tolerance and every decidable row agrees",
+}
+
+
+def table_legend() -> list[str]:
+    """One line per column of the equivalence table."""
+    return [f"{column}: {TABLE_LEGEND[column]}" for column in TABLE_COLUMNS]
+
+
 @dataclass
 class EquivalenceResult:
     reference: str
@@ -250,9 +274,8 @@ class EquivalenceResult:
         raise KeyError((stage, output))
 
     def table(self) -> str:
-        """Readable summary: one row per stage and output."""
-        head = ("stage", "prec", "output", "worst abs (feed,row,pos)", "worst rel", "atol/rtol",
-                "argmax raw", "argmax decidable", "ok")
+        """Readable summary: one row per stage and output (its columns explained by ``TABLE_LEGEND``)."""
+        head = TABLE_COLUMNS
         rows = [head]
         for c in self.comparisons:
             rows.append((c.stage, c.precision, c.output, f"{c.worst_abs:.2e} {c.worst_abs_at}", f"{c.worst_rel:.2e}",

@@ -99,3 +99,45 @@ def test_a_fusion_shortfall_at_exactly_the_floor_version_names_the_real_cause():
     major, minor = ONNXRUNTIME_FLOOR.split(".")[:2]
     with pytest.raises(FusionCheckError, match=f"install onnxruntime>={ONNXRUNTIME_FLOOR}"):
         check_fusion(short, full, ort_version=f"{major}.{int(minor) - 1}.0")
+
+
+# --- the MLPerf-style ratio as `run` judges it, without a slow accuracy run ------------------------
+def _scores(em, f1, official_f1=None):
+    from albert_ixrt.config import SQUAD_DEV_QUESTIONS
+    from albert_ixrt.squad.metrics import SquadScores
+
+    f1_official = f1 + 2 if official_f1 is None else official_f1
+    return SquadScores(em + 2, f1_official, em, f1, SQUAD_DEV_QUESTIONS, SQUAD_DEV_QUESTIONS, 10866)
+
+
+def test_run_judges_the_mlperf_ratio_both_ways():
+    """thresholds step of `run`: official F1 >= 99% of the torch fp32 reference's, judged beside the
+    reference thresholds; the reference is evaluated only when called.  Mutations caught: the ratio
+    ignored in the step's status, the ratio inverted, the reference evaluated for a run that is itself
+    the reference, or for a run that is not judged at all."""
+    from types import SimpleNamespace
+
+    from albert_ixrt.config import MLPERF_F1_RATIO
+    from albert_ixrt.pipeline import judge_thresholds
+
+    model = SimpleNamespace(weights="known-answer")
+    run = SimpleNamespace(scores=_scores(90, 90, official_f1=92.0))
+    calls = []
+
+    def reference(official_f1):
+        def evaluate():
+            calls.append(official_f1)
+            return SimpleNamespace(scores=_scores(90, 90, official_f1=official_f1))
+        return evaluate
+
+    status, detail = judge_thresholds(run, model, False, reference(92.0 / MLPERF_F1_RATIO))   # exactly 99 %
+    assert (status, detail["mlperf"]["status"]) == ("ok", "ok") and calls == [92.0 / MLPERF_F1_RATIO]
+    status, detail = judge_thresholds(run, model, False, reference(93.0))                     # 98.9 %
+    assert (status, detail["mlperf"]["status"]) == ("failed", "failed")
+    assert detail["below"] == {} and detail["mlperf"]["ratio"] == 92.0 / 93.0
+    assert "FAIL: official F1 92.000 vs torch fp32 reference 93.000" in detail["mlperf"]["message"]
+    status, detail = judge_thresholds(run, model, False, None)                                # the reference
+    assert (status, detail["mlperf"]["status"]) == ("ok", "not applicable")
+    calls.clear()
+    assert judge_thresholds(run, SimpleNamespace(weights="random"), False, reference(93.0))[0] == "skipped"
+    assert calls == []                                                  # not judged: nothing evaluated
