@@ -205,6 +205,13 @@ class BenchReport:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise InputFileError(path, f"not a readable albert-ixrt benchmark report ({exc})") from None
 
+    def seconds_by_batch(self) -> dict[int, float]:
+        """Timed seconds per batch size (every length and transfer mode together), for run's time advice."""
+        out: dict[int, float] = {}
+        for r in self.results:
+            out[r.batch_size] = round(out.get(r.batch_size, 0.0) + r.seconds, 2)
+        return out
+
     def table(self) -> str:
         return format_table(self.results)
 

@@ -239,7 +239,7 @@ def run_acceptance(*, profile: str = "real", model_spec: str | None = None, rand
                     bench = run_steps.bench_step(runner, subject, data.features, bench_batch_sizes)
                     bench.write(out_dir / "bench.json")
                     written.append("bench.json")
-                    step.detail = {"table": bench.table()}
+                    step.detail = {"table": bench.table(), "seconds_by_batch": bench.seconds_by_batch()}
 
         with timer("report") as step:
             from .report import write_report

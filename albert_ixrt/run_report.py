@@ -6,35 +6,61 @@ has no evaluation, renders the same way.
 from __future__ import annotations
 
 from .steps import BENCH_BATCH_SIZES, EQUIVALENCE_FEATURES
+from .verdicts import against
 
-#: How to shorten each step, for the "where the time went" advice (steps without one are not advised on).
+#: The measured figures' names as a reader knows them.
+FIGURE_NAMES = {"bytemlperf_exact_match": "ByteMLPerf-compatible EM", "bytemlperf_f1": "ByteMLPerf-compatible F1"}
+
+#: How to shorten each step, for the "where the time went" advice; ``advice_for`` fills in the run's
+#: own numbers.  Every step has a line, load too (a run that spends most of its time loading should
+#: say so, even though no option shortens it).
 SHORTER = {
-    "bench": "--skip bench, or fewer/smaller --bench-batch-sizes (now {bench}); "
+    "load": "importing torch and loading the model and tokenizer; every command pays it once per process "
+            "(a local --model directory avoids the hub look-up)",
+    "bench": "--skip bench saves it all, or fewer/smaller --bench-batch-sizes (now {bench}{bench_split}); "
              "the full harness is `albert-ixrt bench`",
-    "equivalence": f"--skip equivalence (it runs {EQUIVALENCE_FEATURES} features through torch and every ONNX stage)",
+    "equivalence": f"--skip equivalence saves it (it runs {EQUIVALENCE_FEATURES} features through torch and every "
+                   "ONNX stage)",
     "evaluate": "--limit K evaluates only the first K questions (accuracy is then not judged)",
-    "features": "--limit K featurizes only the first K questions",
+    "features": "--limit K featurizes only the first K questions ({features})",
     "convert": "the graphs in OUT/onnx are reused on the next run while the model is unchanged; "
                "--skip convert also skips equivalence",
+    "thresholds": "it evaluated the torch fp32 reference for the MLPerf-style ratio; --backend torch --precision "
+                  "fp32 is the reference itself and needs no second evaluation",
+    "report": "writing perf_report.md and throughput.png (matplotlib's first import is most of it)",
 }
+
+
+def advice_for(st, *, limit: int | None, bench_batch_sizes) -> str:
+    """The tip for one step, with the run's own numbers where the step recorded them."""
+    d = st.detail or {}
+    questions = (d.get("scores") or {}).get("questions") or d.get("examples")
+    if st.name == "evaluate" and questions and st.seconds > 0:
+        per_question = st.seconds / questions
+        some = max(1, min(1000, questions // 10))
+        rate = f" ({d['features_per_second']} features/s)" if d.get("features_per_second") else ""
+        return (f"{questions} questions at {per_question:.3g} s each{rate}: --limit {some} would take about "
+                f"{some * per_question:.0f} s (accuracy is then not judged)"
+                + (f"; now --limit {limit}" if limit is not None else ""))
+    per_batch = d.get("seconds_by_batch") or {}
+    split = "; timed calls: " + ", ".join(f"batch {b} {s:.1f} s" for b, s in per_batch.items()) if per_batch else ""
+    return SHORTER.get(st.name, "").format(bench=" ".join(str(b) for b in bench_batch_sizes), bench_split=split,
+                                           features=f"{questions} questions now" if questions else "now all of them")
 
 
 def time_advice(steps: list, *, skip=(), limit: int | None = None,
                 bench_batch_sizes=BENCH_BATCH_SIZES) -> list[str]:
     """Where the time went and how to shorten it: one line per step that took at least a tenth of
-    the run (and a second), longest first, with the option that shortens it."""
+    the run (and a second), load included, longest first, each with its own numbers and what
+    shortens it."""
     total = sum(st.seconds for st in steps)
     lines = []
     for st in sorted(steps, key=lambda s: -s.seconds):
         if st.status in ("skipped", "not run") or st.seconds < max(1.0, 0.1 * total):
             continue
-        tip = SHORTER.get(st.name)
-        if tip is None:
-            continue
-        if st.name in ("evaluate", "features") and limit is not None:
-            tip = f"a smaller --limit (now {limit})"
-        tip = tip.format(bench=" ".join(str(b) for b in bench_batch_sizes))
-        lines.append(f"{st.name} took {st.seconds:.1f} s of {total:.1f} s ({100 * st.seconds / total:.0f} %): {tip}")
+        tip = advice_for(st, limit=limit, bench_batch_sizes=bench_batch_sizes)
+        lines.append(f"{st.name} took {st.seconds:.1f} s of {total:.1f} s ({100 * st.seconds / total:.0f} %)"
+                     + (f": {tip}" if tip else ""))
     return lines
 
 
@@ -67,10 +93,10 @@ def step_note(st: dict) -> str:
     if st["name"] == "features" and "examples" in d:
         return f"{d['examples']} questions, {d['features']} features"
     if st["name"] == "thresholds" and "measured" in d:
-        note = ", ".join(f"{k} {v:.2f} (>= {d['thresholds'][k]})" for k, v in d["measured"].items())
+        note = ", ".join(f"{FIGURE_NAMES.get(k, k)} {against(v, d['thresholds'][k])}" for k, v in d["measured"].items())
         ratio = (d.get("mlperf") or {}).get("ratio")
         if ratio is not None:
-            note += f", official F1 / torch fp32 {ratio:.4f} (>= {d['mlperf']['threshold']})"
+            note += f", official F1 / torch fp32 {against(ratio, d['mlperf']['threshold'], 4)}"
         return note
     if st["name"] == "evaluate" and "features_per_second" in d:
         return f"{d['features_per_second']} features/s"
@@ -120,6 +146,10 @@ def render_markdown(report: dict, result=None) -> str:
         detail = steps.get(name, {}).get("detail") or {}
         if detail.get("table"):
             lines += [f"## {title}", "", "```", detail["table"], "```", ""]
+            if name == "equivalence":
+                from .compare import table_legend
+
+                lines += ["Columns:", "", *[f"- {line}" for line in table_legend()], ""]
         if detail.get("first_layer_over_tolerance"):
             from .layerwise import first_layer_lines
 

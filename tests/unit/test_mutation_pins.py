@@ -118,7 +118,7 @@ def test_run_judges_the_mlperf_ratio_both_ways():
     from types import SimpleNamespace
 
     from albert_ixrt.config import MLPERF_F1_RATIO
-    from albert_ixrt.pipeline import judge_thresholds
+    from albert_ixrt.steps import judge_thresholds
 
     model = SimpleNamespace(weights="known-answer")
     run = SimpleNamespace(scores=_scores(90, 90, official_f1=92.0))
