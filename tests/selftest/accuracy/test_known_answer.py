@@ -12,7 +12,9 @@ Measured on the project's shared 2-core machine (other jobs running): the in-pro
 2.5 min wall (dev features come from the session fixture; five models built, ~5 s each; every
 full-dev evaluation 3 s at batch 16, 9 s at batch 1), the four end-to-end runs (`pytest -m
 accuracy` and `albert-ixrt run` in subprocesses, marked slow) about 2 min; the whole of
-tests/accuracy took 118 s of CPU time.
+tests/accuracy took 118 s of CPU time.  Marked slow too (left out of a plain `pytest -q`, run by
+`pytest -m slow` / `-m accuracy` and CI's slow step): the repeats of a proof on a second fraction
+and the full-dev MLPerf-ratio proofs, whose verdicts have fast unit tests.
 """
 from __future__ import annotations
 
@@ -169,6 +171,7 @@ def test_verdict_follows_the_fraction(wrong, passes, known_answer, oracle, dev_e
         assert text in verdict.message
 
 
+@pytest.mark.slow   # ~20 CPU-s; the verdict itself: tests/unit/test_known_answer_sample.py
 def test_mlperf_ratio_verdict_both_ways(known_answer, dev_examples, dev_features):
     """Official F1 >= 99% of the reference: the w = 0.05 model plays the fp32 reference; w = 0.055
     (its wrong set plus 0.5% of the questions) keeps 99.5% and passes, w = 0.09 keeps 95.8% and fails."""
@@ -183,6 +186,7 @@ def test_mlperf_ratio_verdict_both_ways(known_answer, dev_examples, dev_features
     assert not bad.passed and abs(bad.detail["ratio"] - 0.91 / 0.95) < 1e-3, bad.message
 
 
+@pytest.mark.slow   # ~12 CPU-s; run's judgement both ways in a second: tests/unit/test_mutation_pins.py
 def test_run_thresholds_step_judges_the_mlperf_ratio_both_ways(known_answer, dev_examples, dev_features):
     """`albert-ixrt run`'s thresholds step: the w = 0.09 model meets the reference thresholds; with
     itself as the fp32 reference the ratio passes, with the w = 0.05 model as reference (F1 4% higher)
@@ -205,7 +209,8 @@ def test_run_thresholds_step_judges_the_mlperf_ratio_both_ways(known_answer, dev
 # ---------------------------------------------------------------------------------------------
 # The same figures through every path
 # ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("wrong", [0.05, 0.25])
+#: The second fraction repeats the proof on a failing model (~25 CPU-s): the slow step's (CI runs both).
+@pytest.mark.parametrize("wrong", [0.05, pytest.param(0.25, marks=pytest.mark.slow)])
 def test_figures_identical_across_batch_sizes_and_bucketing(wrong, known_answer, dev_examples, dev_features):
     _, table, expected, model = known_answer(wrong)
     first = _evaluate(model, dev_examples, dev_features, batch_size=16, bucket=True)
@@ -222,7 +227,8 @@ def test_figures_identical_across_batch_sizes_and_bucketing(wrong, known_answer,
     assert _figures(padded.scores) == _figures(expected_scores(table, dev_examples[:1000], subset)[0])
 
 
-@pytest.mark.parametrize("wrong,limit", [(0.25, None), (0.05, 3000)])
+#: The whole dev set through shards (~30 CPU-s) is the slow step's; the 3,000-question slice stays in the default.
+@pytest.mark.parametrize("wrong,limit", [pytest.param(0.25, None, marks=pytest.mark.slow), (0.05, 3000)])
 def test_figures_identical_through_shards_and_merge(wrong, limit, known_answer, dev_examples, dev_features,
                                                     squad_path, tokenizer_path, tmp_path):
     """`evaluate --shard 1/2` + `2/2` + `merge` through the CLI: the whole dev set for the failing
