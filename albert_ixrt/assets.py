@@ -106,6 +106,33 @@ def model_config_path() -> Path:
                             "pass a config.json with --model CONFIG --random-weights")
 
 
+#: One connection attempt to the hub, this long at most, before any download (item 8 of issue 17).
+HUB_PROBE_TIMEOUT_S = 5.0
+
+
+def hub_unreachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> str | None:
+    """Why the Hugging Face hub cannot be reached now (None: it can): one TCP connection to its
+    endpoint.  Hand-written because huggingface_hub retries a failed connection five times with
+    back-off (about 30 s of "Retrying in ..." lines) and offers no setting for it; with this answer
+    the callers load from the local cache only and say "no network" in one line."""
+    import socket
+    from urllib.parse import urlparse
+
+    try:
+        from huggingface_hub import constants
+
+        endpoint = constants.ENDPOINT
+    except ImportError:
+        endpoint = "https://huggingface.co"
+    url = urlparse(endpoint)
+    host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        return f"{host}:{port} unreachable: {getattr(exc, 'strerror', None) or exc}"
+    return None
+
+
 def _hub_cached_file(repo: str, name: str) -> Path | None:
     try:
         from huggingface_hub import try_to_load_from_cache
@@ -148,6 +175,10 @@ def fetch_model(model_id: str, dest: str | Path) -> Path:
     and record each file's sha256 in ``dest/SHA256SUMS`` for later runs to check against."""
     from huggingface_hub import snapshot_download
 
+    why = hub_unreachable()
+    if why:
+        raise AssetMissingError(f"cannot download {model_id!r}: no network ({why}); copy a model directory "
+                                f"to {dest} by hand")
     dest = Path(dest)
     try:
         snapshot_download(model_id, local_dir=str(dest), allow_patterns=list(MODEL_FILES))

@@ -61,6 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     except AlbertIxrtError as exc:
         print(f"albert-ixrt {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a path the checks could not foresee (a full disk, a folder removed meanwhile)
+        from .options import os_error_line
+
+        print(f"albert-ixrt {args.command}: error: {os_error_line(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"albert-ixrt {args.command}: interrupted", file=sys.stderr)
         return 130

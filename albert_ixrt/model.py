@@ -188,13 +188,23 @@ def _load_hub(model_id: str, random_weights: bool, attn_implementation: str, off
                                 f"({model_id!r}); e.g. --model ../shared/data/albert-base-v2/config.json")
     from transformers import AlbertForQuestionAnswering
 
+    why = "offline mode" if offline else None
+    if not offline:
+        from .assets import hub_unreachable
+
+        unreachable = hub_unreachable()  # one attempt: without it the hub client retries for ~30 s
+        if unreachable:
+            from huggingface_hub import constants
+
+            offline, why = True, f"no network, {unreachable}"
+            constants.HF_HUB_OFFLINE = True  # nor any other hub request of this process (each would wait)
     try:
         hf = AlbertForQuestionAnswering.from_pretrained(model_id, attn_implementation=attn_implementation,
                                                         local_files_only=offline)
     except OSError as exc:
+        cause = f"{why}; not in the local cache" if why else f"no such model? {str(exc).splitlines()[0]}"
         raise AssetMissingError(
-            f"could not load {model_id!r} from the Hugging Face hub or its local cache "
-            f"({'offline mode' if offline else 'no connection or no such model'}: {str(exc).splitlines()[0]}). "
+            f"could not load {model_id!r} from the Hugging Face hub or its local cache ({cause}). "
             f"On a machine with internet: `hf download {model_id} --local-dir DIR`, then pass "
             "--model DIR (or set ALBERT_IXRT_MODEL=DIR).") from None
     weights = _hub_weight_file(hf)

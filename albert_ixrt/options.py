@@ -61,6 +61,14 @@ def check_device(backend: str, device: str) -> None:
                               f"{', '.join(allowed)}" + (" (it runs on its GPU)" if allowed == ("auto",) else ""))
 
 
+def check_onnx_backend(onnx, backend: str) -> None:
+    """--onnx is read by the ONNX backends only: with torch it would be silently ignored."""
+    if onnx and backend == "torch":
+        raise AlbertIxrtError(f"--onnx {onnx} is read only by the onnxruntime, tensorrt and ixrt backends; with "
+                              "--backend torch it would be ignored: add --backend onnxruntime (or another), or "
+                              "drop --onnx")
+
+
 def check_positive(option: str, value: int | None, *, allow_none: bool = True) -> None:
     if value is None and allow_none:
         return
@@ -98,10 +106,65 @@ def check_tokenizer(option: str, path: str | os.PathLike | None) -> None:
         raise AlbertIxrtError(f"{option} {p}".strip() + ": file not found")
 
 
+def _first_existing(p: Path) -> Path:
+    """``p`` or its nearest ancestor that exists (what a mkdir -p of ``p`` would start from)."""
+    p = Path(p)
+    while not os.path.lexists(p) and p.parent != p:
+        p = p.parent
+    return p
+
+
+def _probe_writable(folder: Path) -> str | None:
+    """Why a new file cannot be made in ``folder`` (None: it can).  os.access alone is not enough:
+    it says yes to root on a read-only file system; so a probe file is made and removed at once."""
+    import tempfile
+
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return "permission denied"
+    try:
+        fd, name = tempfile.mkstemp(prefix=".albert-ixrt-probe-", dir=folder)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    os.close(fd)
+    os.unlink(name)
+    return None
+
+
 def check_output_dir(option: str, path: str | os.PathLike) -> None:
+    """A folder to write into, checked before any work: a folder (or nothing yet), no regular file on
+    the way to it, and a place where this user can make files.  Nothing is created."""
     p = Path(path)
+    where = f"{option} {path}".strip()
     if p.exists() and not p.is_dir():
-        raise AlbertIxrtError(f"{option} {p}".strip() + ": exists and is not a directory")
+        raise AlbertIxrtError(f"{where}: exists and is not a directory")
+    base = _first_existing(p)
+    if not base.is_dir():
+        raise AlbertIxrtError(f"{where}: {base} is a file, so no directory can be made below it")
+    why = _probe_writable(base)
+    if why:
+        raise AlbertIxrtError(f"{where}: cannot write in {base} ({why})")
+
+
+def check_output_file(option: str, path: str | os.PathLike) -> None:
+    """A file to write (atomically, beside its final name), checked before any work: not a directory
+    (nor named like one), its folder a folder or makeable, and writable."""
+    p = Path(path)
+    where = f"{option} {path}".strip()
+    if p.is_dir() or str(path).endswith(("/", os.sep)):
+        raise AlbertIxrtError(f"{where}: is a directory, not a file name")
+    base = _first_existing(p.parent)
+    if not base.is_dir():
+        raise AlbertIxrtError(f"{where}: {base} is a file, so no file can be made below it")
+    why = _probe_writable(base)
+    if why:
+        raise AlbertIxrtError(f"{where}: cannot write in {base} ({why})")
+
+
+def os_error_line(exc: OSError) -> str:
+    """An OSError as one line naming the path(s): ``PATH: Permission denied``."""
+    names = [n for n in (exc.filename, exc.filename2) if n is not None]
+    what = exc.strerror or str(exc)
+    return f"{' -> '.join(map(str, names))}: {what}" if names else what
 
 
 #: Suffixes of TorchScript model files (model.py imports them from here: checked without importing torch).

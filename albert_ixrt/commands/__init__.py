@@ -86,6 +86,12 @@ def output_dir(text: str) -> str:
     return _checked(check_output_dir)(text)
 
 
+def output_file(text: str) -> str:
+    from ..options import check_output_file
+
+    return _checked(check_output_file)(text)
+
+
 def existing_dir(text: str) -> str:
     from pathlib import Path
 

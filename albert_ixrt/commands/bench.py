@@ -10,8 +10,8 @@ import sys
 
 from ..bench import DEFAULT_BATCH_SIZES, DEFAULT_SEQ_LENS
 
-from . import (add_backend_args, add_model_args, input_file, nonnegative_float, nonnegative_int, positive_float,
-               positive_int, positive_ints, tokenizer_arg)
+from . import (add_backend_args, add_model_args, input_file, nonnegative_float, nonnegative_int, output_file,
+               positive_float, positive_int, positive_ints, tokenizer_arg)
 
 HELP = "benchmark a runner: sequences/s, batches/s (\"QPS\") and latency p50/p90/p99 per batch size"
 
@@ -59,14 +59,15 @@ def add_arguments(p):
     p.add_argument("--max-seconds", type=positive_float, default=60.0, help="stop a point after this long (default 60)")
     p.add_argument("--transfers", default="auto", choices=("auto", "with_copies", "device_only", "both"),
                    help="time with host<->device copies, without, or both (auto: both on a GPU)")
-    p.add_argument("--json", help="write the results here (input of `albert-ixrt report`)")
+    p.add_argument("--json", type=output_file, help="write the results here (input of `albert-ixrt report`)")
 
 
 def precision_of(args) -> str:
-    from ..options import check_backend_precision, check_device
+    from ..options import check_backend_precision, check_device, check_onnx_backend
 
     precision = args.precision or DEFAULT_PRECISION[args.backend]
     check_backend_precision(args.backend, precision)
+    check_onnx_backend(args.onnx, args.backend)
     check_device(args.backend, args.device)
     return precision
 

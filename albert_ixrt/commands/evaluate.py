@@ -34,12 +34,13 @@ def run(args) -> int:
     from ..errors import AlbertIxrtError
     from ..evaluate import evaluate
     from ..parallel import parse_shard
-    from ..options import check_backend_precision, check_device
+    from ..options import check_backend_precision, check_device, check_onnx_backend
     from ..steps import check_vocab, make_runner, prepare_data, resolve_tokenizer
     from ..tokenizer import AlbertTokenizer
 
     check_backend_precision(args.backend, args.precision)
     check_device(args.backend, args.device)  # as bench does: a device the backend cannot use, before any work
+    check_onnx_backend(args.onnx, args.backend)
     settings = squad_settings(args)
     shard = None
     if args.shard:

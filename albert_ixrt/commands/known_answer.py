@@ -2,7 +2,7 @@
 from the dev set, a seeded fraction of the questions wrong) to prove the accuracy gate both ways."""
 from __future__ import annotations
 
-from . import add_squad_args, feature_kwargs, squad_settings
+from . import add_squad_args, feature_kwargs, output_file, squad_settings
 
 HELP = ("write a known-answer model: gold answers except a seeded --wrong fraction of questions, to check "
         "that the accuracy gate passes and fails as it should (not a real model)")
@@ -12,7 +12,7 @@ def add_arguments(p):
     add_squad_args(p)
     p.add_argument("--wrong", type=float, required=True, help="fraction of the questions answered wrongly (0..1)")
     p.add_argument("--seed", type=int, default=0, help="which questions are wrong (default 0)")
-    p.add_argument("--out", required=True, help="TorchScript file to write (.pt)")
+    p.add_argument("--out", required=True, type=output_file, help="TorchScript file to write (.pt)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import os
 
-from . import add_model_args, add_squad_args, feature_kwargs, input_file, load_model_arg, positive_int, squad_settings
+from . import (add_model_args, add_squad_args, feature_kwargs, input_file, load_model_arg, output_file,
+               positive_int, squad_settings)
 
 HELP = "name the first ALBERT layer where an ONNX graph or TensorRT engine drifts from torch fp32"
 
@@ -33,7 +34,7 @@ def add_arguments(p):
     p.add_argument("--features", type=positive_int, default=4, metavar="N",
                    help="compare on the first N dev features (default %(default)s)")
     p.add_argument("--batch-size", type=positive_int, default=2, help="features per run (default %(default)s)")
-    p.add_argument("--json", required=True, metavar="OUT", help="write the rows, tolerances and verdict here")
+    p.add_argument("--json", required=True, metavar="OUT", type=output_file, help="write the rows, tolerances and verdict here")
     add_squad_args(p)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 
-from . import nonnegative_int, positive_float, positive_int
+from . import nonnegative_int, output_dir, positive_float, positive_int
 from .bench import DEFAULT_EXAMPLES, add_runner_args, build_runner, features_for, load_model_for, model_info_for, precision_of
 
 HELP = "MLPerf LoadGen SingleStream/Offline performance run of a runner on SQuAD features"
@@ -47,7 +47,7 @@ def add_arguments(p):
     p.add_argument("--expected-qps", type=positive_float, default=100.0,
                    help="Offline hint: LoadGen issues about 1.1 x expected_qps x min_duration samples (default 100); "
                         "too low and the run ends early, INVALID")
-    p.add_argument("--out", default="results/loadgen",
+    p.add_argument("--out", default="results/loadgen", type=output_dir,
                    help="folder for LoadGen's logs (OUT/<scenario>/mlperf_log_summary.txt, mlperf_log_detail.txt) "
                         "and loadgen_<scenario>.json (default results/loadgen)")
 
