@@ -52,22 +52,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    name = "albert-ixrt"
     try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exc:  # a refused option (2) or --help (0): an exit code, as for every other outcome
-        return exc.code if isinstance(exc.code, int) else 2
-    try:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # a refused option (2) or --help (0): an exit code, as for every other outcome
+            return exc.code if isinstance(exc.code, int) else 2
+        name = f"albert-ixrt {args.command}"
         return int(args._run(args) or 0)
     except AlbertIxrtError as exc:
-        print(f"albert-ixrt {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{name}: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a path the checks could not foresee (a full disk, a folder removed meanwhile)
         from .options import os_error_line
 
-        print(f"albert-ixrt {args.command}: error: {os_error_line(exc)}", file=sys.stderr)
+        print(f"{name}: error: {os_error_line(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"albert-ixrt {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt:  # also while the sub-commands are imported (torch, numpy: seconds)
+        print(f"{name}: interrupted", file=sys.stderr)
         return 130
 
 

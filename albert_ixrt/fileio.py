@@ -22,10 +22,11 @@ from typing import Iterator
 #: live process is still writing; older versions named them ``.<final name>.<8 chars>.partial``.
 PARTIAL_SUFFIX = ".partial"
 _HOST_TAG = hashlib.sha256(socket.gethostname().encode("utf-8")).hexdigest()[:6]
+HOST_TAG = _HOST_TAG  # this host, as partial and staging names record it
 _PARTIAL_RE = re.compile(r"^\.(?P<name>.+)\.(?:(?P<host>[0-9a-f]{6})-(?P<pid>\d+)-[0-9a-f]{8}|[a-z0-9_]{8})\.partial$")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -49,7 +50,7 @@ def stale_partials(folder: str | os.PathLike, name: str | None = None) -> list[P
         m = _PARTIAL_RE.match(entry.name)
         if not m or (name is not None and m["name"] != name) or not entry.is_file(follow_symlinks=False):
             continue
-        if m["pid"] is not None and (m["host"] != _HOST_TAG or _pid_alive(int(m["pid"]))):
+        if m["pid"] is not None and (m["host"] != _HOST_TAG or pid_alive(int(m["pid"]))):
             continue
         stale.append(Path(entry.path))   # a dead writer, or an old-style name (no pid to ask)
     return sorted(stale)

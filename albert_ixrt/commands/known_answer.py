@@ -26,8 +26,8 @@ def run(args) -> int:
     from ..verdicts import reference_thresholds
 
     check_request(args.wrong, args.seed, args.out)
+    settings = squad_settings(args)  # refused before the tokenizer or the data is read
     tok = AlbertTokenizer(assets.tokenizer_path(args.tokenizer))
-    settings = squad_settings(args)
     examples, features = prepare_data(assets.squad_dev_path(args.squad), tok, settings, progress=not args.quiet,
                                       **feature_kwargs(args))
     path, table, expected = build_known_answer(examples, features, args.wrong, args.out, seed=args.seed,
