@@ -34,7 +34,8 @@ def add_arguments(p):
     p.add_argument("--features", type=positive_int, default=4, metavar="N",
                    help="compare on the first N dev features (default %(default)s)")
     p.add_argument("--batch-size", type=positive_int, default=2, help="features per run (default %(default)s)")
-    p.add_argument("--json", required=True, metavar="OUT", type=output_file, help="write the rows, tolerances and verdict here")
+    p.add_argument("--json", required=True, metavar="OUT", type=output_file,
+                   help="write the rows, tolerances and verdict here")
     add_squad_args(p)
 
 
