@@ -87,8 +87,12 @@ def test_two_concurrent_runs_one_runs_one_refuses(previous_results, tmp_path):
     shutil.copytree(previous_results, out)
     first = _cli(out, "--skip", "bench")
     _wait_for(first, f"[2/{len(STEPS)}] features:")   # the first run holds the folder now
-    second = subprocess.run([sys.executable, "-m", "albert_ixrt.cli", "run", "--profile", "tiny", "--out", str(out),
-                             "--quiet"], capture_output=True, text=True, timeout=300)
+    first.send_signal(signal.SIGSTOP)  # held still (its lock too) while the second one loads and asks
+    try:
+        second = subprocess.run([sys.executable, "-m", "albert_ixrt.cli", "run", "--profile", "tiny", "--out",
+                                 str(out), "--quiet"], capture_output=True, text=True, timeout=300)
+    finally:
+        first.send_signal(signal.SIGCONT)
     rest = first.communicate(timeout=300)[1]
     assert second.returncode == 2 and second.stderr.strip().splitlines() == [
         f"albert-ixrt run: error: --out {out}: another albert-ixrt run is writing there now (it holds "
