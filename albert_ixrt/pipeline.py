@@ -204,7 +204,10 @@ def run_acceptance(*, profile: str = "real", model_spec: str | None = None, rand
     if line:
         print(line, file=sys.stderr)
     if announce:
-        skipping = "; skipping " + ", ".join(f"{name} ({why})" for name, why in reasons.items()) if reasons else ""
+        by_reason: dict[str, list[str]] = {}
+        for name, why in reasons.items():
+            by_reason.setdefault(why, []).append(name)
+        skipping = "".join(f"; skipping {', '.join(names)} ({why})" for why, names in by_reason.items())
         print(f"albert-ixrt run: {' -> '.join(s for s in STEPS if s not in reasons)}{skipping}", file=sys.stderr)
     steps.append(load)
     tell(load)

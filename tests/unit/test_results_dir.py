@@ -283,3 +283,27 @@ def test_a_run_into_a_folder_another_run_holds_is_refused_in_one_line(previous, 
         assert _one_line(capsys) == (f"albert-ixrt run: error: --out {out}: another albert-ixrt run is writing "
                                      f"there now (it holds {out / LOCK_NAME}); wait for it or give another --out")
     assert {k: v for k, v in snapshot(out).items() if not k.startswith(STAGING_PREFIX)} == before
+
+
+@pytest.mark.slow  # ~5 s alone, ~20 s on the shared machine (builds a model, then a run): auto_skips above is cheap
+def test_run_on_a_known_answer_model_skips_the_onnx_steps_with_one_line(tmp_path, capsys):
+    """Item 6 end to end on the shipped sample: before any work one line says why; the report shows
+    the three steps skipped with that reason (3c0c7cb failed in convert: aten::searchsorted has no ONNX form)."""
+    from albert_ixrt.selftest import selftest_spiece, squad_sample_path
+
+    sample, spiece, ka = str(squad_sample_path()), str(selftest_spiece()), str(tmp_path / "ka.pt")
+    assert main(["known-answer", "--wrong", "0", "--squad", sample, "--tokenizer", spiece, "--out", ka,
+                 "--quiet"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "r"
+    assert main(["run", "--model", ka, "--squad", sample, "--tokenizer", spiece, "--out", str(out)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    first = [line for line in err if line.startswith("albert-ixrt run:")]
+    assert first[0] == (f"albert-ixrt run: --model {ka} is a known-answer model (a TorchScript lookup table: no "
+                        "ONNX form, no speed to measure): skipping convert, equivalence, bench")
+    assert first[1].startswith("albert-ixrt run: load -> features -> evaluate -> thresholds -> report; skipping "
+                               "convert, equivalence, bench (a known-answer model")
+    steps = {s["name"]: s for s in json.loads((out / "report.json").read_text())["steps"]}
+    for name in ("convert", "equivalence", "bench"):
+        assert steps[name]["status"] == "skipped" and "no ONNX form" in steps[name]["detail"]["reason"]
+    assert steps["evaluate"]["status"] == "ok"
