@@ -43,8 +43,9 @@ SKIPPED_BY_OPTION = "asked with --skip"
 KNOWN_ANSWER_SKIPS = ("convert", "equivalence", "bench")
 KNOWN_ANSWER_REASON = "a known-answer model is a TorchScript lookup table: no ONNX form to convert, no speed to measure"
 #: The tiny model over the whole dev set on a CPU, seconds per question (features + evaluate), measured
-#: 2026-12-01 on the project's shared 2-core machine: 300 questions in 89 s (3.2 s features, 85.8 s evaluate).
-TINY_SECONDS_PER_QUESTION = 0.3
+#: 2026-12-01 on the project's 2-core machine (`run --model tiny --limit 300 --skip convert equivalence bench`):
+#: ~45 CPU-s for 300 questions; the wall time was ~3x that with six jobs sharing the two cores.
+TINY_SECONDS_PER_QUESTION = 0.15
 
 
 class _Timer:

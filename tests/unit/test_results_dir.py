@@ -210,7 +210,7 @@ def test_the_tiny_model_on_the_whole_dev_set_says_how_long_it_takes(capsys, monk
     from albert_ixrt.pipeline import long_run_note
 
     note = long_run_note(profile="real", model_spec="tiny", limit=None, squad=None)
-    assert "takes about 53 min on a 2-core CPU" in note and "--profile tiny" in note and "--limit K" in note
+    assert "takes about 26 min on a 2-core CPU" in note and "--profile tiny" in note and "--limit K" in note
     assert long_run_note(profile="real", model_spec="tiny", limit=50, squad=None) is None
     assert long_run_note(profile="tiny", model_spec=None, limit=None, squad=None) is None
     assert long_run_note(profile="real", model_spec=None, limit=None, squad=None) is None
