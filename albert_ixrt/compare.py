@@ -92,12 +92,21 @@ class ChainedFeeds:
 ENGINE_ROW = "engine"
 
 
+def qa_input_metadata():
+    """The three int64 [batch, sequence] inputs every QA runner takes, as Polygraphy describes inputs."""
+    from polygraphy.common import TensorMetadata
+
+    meta = TensorMetadata()
+    for input_name in INPUT_NAMES:
+        meta.add(input_name, np.int64, ("batch", "sequence"))
+    return meta
+
+
 def torch_runner(model: LoadedModel, name: str = REFERENCE_NAME):
     """A Polygraphy runner around the torch module.  Written here rather than Polygraphy's own
     ``PytRunner`` because that one needs the output names up front and hands back whatever the
     callable returns; ours adapts the (start, end) tuple to named fp32 arrays."""
     from polygraphy.backend.base import BaseRunner
-    from polygraphy.common import TensorMetadata
 
     class TorchQARunner(BaseRunner):
         def __init__(self):
@@ -110,10 +119,7 @@ def torch_runner(model: LoadedModel, name: str = REFERENCE_NAME):
             self.module = model.module.eval() if hasattr(model.module, "eval") else model.module
 
         def get_input_metadata_impl(self):
-            meta = TensorMetadata()
-            for input_name in INPUT_NAMES:
-                meta.add(input_name, np.int64, ("batch", "sequence"))
-            return meta
+            return qa_input_metadata()
 
         def infer_impl(self, feed_dict):
             torch = self._torch
@@ -134,7 +140,6 @@ def engine_runner(runner, name: str = "engine"):
     """A Polygraphy runner around one of this suite's runners (a TensorRT / ixRT engine): the engine
     row of the equivalence table judges the engine itself, not only the graph it was built from."""
     from polygraphy.backend.base import BaseRunner
-    from polygraphy.common import TensorMetadata
 
     class EngineQARunner(BaseRunner):
         def __init__(self):
@@ -144,10 +149,7 @@ def engine_runner(runner, name: str = "engine"):
             pass
 
         def get_input_metadata_impl(self):
-            meta = TensorMetadata()
-            for input_name in INPUT_NAMES:
-                meta.add(input_name, np.int64, ("batch", "sequence"))
-            return meta
+            return qa_input_metadata()
 
         def infer_impl(self, feed_dict):
             began = time.perf_counter()

@@ -234,11 +234,11 @@ def run_acceptance(*, profile: str = "real", model_spec: str | None = None, rand
                     conversion = run_steps.convert_step(subject.model, work / "onnx", progress)
                     written.append("onnx/manifest.json")
                     step.status, step.detail = ("ok" if conversion.passed else "failed"), conversion.detail()
-            # The graph an ONNX-based runner starts from: the one decision (steps.backend_graph); without a
+            # The graph an ONNX-based runner starts from: the one decision (engine_input.engine_graph); without a
             # conversion in this run, make_runner converts into the user cache and asks the same function.
             onnx = None
             if backend != "torch" and conversion is not None:
-                onnx = run_steps.backend_graph(conversion.manifest, conversion.onnx_dir, backend, precision)
+                onnx = run_steps.engine_graph(conversion.manifest, conversion.onnx_dir, backend, precision)
             # An engine's profile covers every batch this run feeds, decided before the build; TF32 only if asked.
             engine_kw = run_steps.engine_options(backend, batch_size, bench_batch_sizes, tf32)
             if "equivalence" in reasons:

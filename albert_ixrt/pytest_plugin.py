@@ -23,6 +23,7 @@ line naming the choices).  Missing real weights or data keep their skip (a failu
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 
 import pytest
@@ -248,6 +249,28 @@ def distributed(config) -> bool:
         return False
 
 
+#: Why perf tests skip under pytest-xdist: pytest-benchmark switches itself off there, and parallel workers
+#: would time each other.
+XDIST_PERF_REASON = ("perf tests need a serial run: pytest-benchmark disables itself under pytest-xdist and "
+                     "parallel workers time each other; rerun with -p no:xdist (or -n 0)")
+
+
+def warn_perf_distributed(config, folder: str) -> None:
+    """A perf folder's conftest calls this in pytest_configure: under xdist, say once why its tests skip."""
+    if distributed(config):
+        warnings.warn(pytest.PytestWarning(f"{folder}: {XDIST_PERF_REASON}"))
+
+
+def perf_items(config, items, folder: str) -> list:
+    """The collected ``items`` that live under ``folder``; under xdist each is skipped with the reason."""
+    here = os.path.join(folder, "")
+    mine = [item for item in items if str(item.fspath).startswith(here)]
+    if distributed(config):
+        for item in mine:
+            item.add_marker(pytest.mark.skip(reason=XDIST_PERF_REASON))
+    return mine
+
+
 # ---------------------------------------------------------------------------------------------
 # The subject's artefacts, each built once per session through the run's own steps (steps.py)
 # ---------------------------------------------------------------------------------------------
@@ -347,7 +370,7 @@ RUNNER_KEY = pytest.StashKey[object]()
 @pytest.fixture(scope="session")
 def albert_subject_runner(request, albert_subject, albert_subject_model):
     """The runner under test, built once (``steps.make_runner``): for TensorRT/ixRT the engine from the
-    graph the one engine-input decision picks (``steps.backend_graph``), its profile covering every
+    graph the one engine-input decision picks (``engine_input.engine_graph``), its profile covering every
     batch the session feeds."""
     from . import steps
     from .errors import BackendUnavailable
@@ -358,7 +381,7 @@ def albert_subject_runner(request, albert_subject, albert_subject_model):
     try:
         if s.backend != "torch":  # torch runs the module itself: no conversion (a TorchScript model has none)
             conv = request.getfixturevalue("albert_subject_converted")
-            onnx = steps.backend_graph(conv.manifest, conv.onnx_dir, s.backend, s.precision)
+            onnx = steps.engine_graph(conv.manifest, conv.onnx_dir, s.backend, s.precision)
         if s.backend in steps.ENGINE_BACKENDS:
             from .engine import ShapeProfile
 

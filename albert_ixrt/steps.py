@@ -200,12 +200,6 @@ def converted(model: LoadedModel, progress: bool = True) -> tuple[Path, dict]:
     return out, convert(model, out, progress=progress)
 
 
-def backend_graph(manifest: dict, onnx_dir, backend: str, precision: str) -> Path:
-    """The graph file ``backend`` at ``precision`` starts from: the one decision
-    (``engine_input.engine_graph``), with the typing of the TensorRT/ixRT module at hand."""
-    return engine_graph(manifest, onnx_dir, backend, precision)
-
-
 def engine_options(backend: str, batch_size: int, bench_batch_sizes=(), tf32: bool = False,
                    max_seq: int = DEFAULT_SQUAD.max_seq_length) -> dict:
     """Runner options of an engine (empty for other backends): the profile covers every batch the run
@@ -221,9 +215,9 @@ def engine_options(backend: str, batch_size: int, bench_batch_sizes=(), tf32: bo
 
 def convert_for_backend(model: LoadedModel, backend: str, precision: str) -> Path:
     """Convert ``model`` (each stage cached by content hash) and return the graph ``backend``
-    starts from (``backend_graph``)."""
+    starts from (``engine_input.engine_graph``, the one decision)."""
     out, manifest = converted(model)
-    return backend_graph(manifest, out, backend, precision)
+    return engine_graph(manifest, out, backend, precision)
 
 
 def make_runner(backend: str, model: LoadedModel | None, precision: str, onnx: str | Path | None = None, **kw):

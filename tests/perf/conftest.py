@@ -7,32 +7,23 @@ other), so under ``-n N`` every perf test here is skipped with a reason that say
 from __future__ import annotations
 
 import os
-import warnings
 
 import pytest
 
-from albert_ixrt.pytest_plugin import distributed
+from albert_ixrt.pytest_plugin import perf_items, warn_perf_distributed
 
-XDIST_REASON = ("perf tests need a serial run: pytest-benchmark disables itself under pytest-xdist and parallel "
-                "workers time each other; rerun with -p no:xdist (or -n 0)")
 #: Real SQuAD questions featurized for the perf tests: enough for several batches and length buckets.
 PERF_EXAMPLES = 200
 
 
 def pytest_configure(config):
-    if distributed(config):
-        warnings.warn(pytest.PytestWarning(f"tests/perf: {XDIST_REASON}"))
+    warn_perf_distributed(config, "tests/perf")
 
 
 def pytest_collection_modifyitems(config, items):
-    here = os.path.dirname(__file__) + os.sep
-    mine = [item for item in items if str(item.fspath).startswith(here)]
-    for item in mine:
+    for item in perf_items(config, items, os.path.dirname(__file__)):
         if item.get_closest_marker("perf") is None:
             raise pytest.UsageError(f"{item.nodeid}: every test under tests/perf must be marked @pytest.mark.perf")
-    if distributed(config):
-        for item in mine:
-            item.add_marker(pytest.mark.skip(reason=XDIST_REASON))
 
 
 @pytest.fixture(scope="session")

@@ -9,29 +9,21 @@ perf test is skipped with a reason that says so, and the run prints a warning; r
 from __future__ import annotations
 
 import os
-import warnings
 
 import pytest
 
-from albert_ixrt.pytest_plugin import distributed, option
+from albert_ixrt.pytest_plugin import option, perf_items, warn_perf_distributed
 
-XDIST_REASON = ("perf tests need a serial run: pytest-benchmark disables itself under pytest-xdist and parallel "
-                "workers time each other; rerun with -p no:xdist (or -n 0)")
 #: Real SQuAD questions featurized for the perf tests (about 0.5 s): enough for several batches.
 PERF_EXAMPLES = 200
 
 
 def pytest_configure(config):
-    if distributed(config):
-        warnings.warn(pytest.PytestWarning(f"tests/selftest/perf: {XDIST_REASON}"))
+    warn_perf_distributed(config, "tests/selftest/perf")
 
 
 def pytest_collection_modifyitems(config, items):
-    here = os.path.dirname(__file__)
-    mine = [item for item in items if str(item.fspath).startswith(here)]
-    if distributed(config):
-        for item in mine:
-            item.add_marker(pytest.mark.skip(reason=XDIST_REASON))
+    perf_items(config, items, os.path.dirname(__file__))
 
 
 def strict_for(config, backend: str) -> bool:
