@@ -508,7 +508,7 @@ def pytest_terminal_summary(terminalreporter, config):
                 + (" EMULATED" if r.get("emulated") else ""), str(r["device"]), f"{r['batch_size']}x{r['seq_len']}",
                 f"{r['sequences_per_s']:.1f}", f"{r['batches_per_s']:.2f}",
                 f"{r['p50_ms']:.2f}/{r['p90_ms']:.2f}/{r['p99_ms']:.2f}") for r in rows],
-             (f"{ref.model} (reference)", f"{ref.backend}/{ref.precision}", ref.device,
+             (ref.model, f"{ref.backend}/{ref.precision}", ref.device,
               f"{ref.batch_size}x{ref.seq_len}", f"{ref.sequences_per_s:.1f}", f"{ref.batches_per_s:.2f}", "")]
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     for row in table:
