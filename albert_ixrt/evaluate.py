@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from .config import DEFAULT_SQUAD, SquadSettings
+from .errors import AlbertIxrtError
 from .fileio import write_json_atomic
 from .runners.base import Runner
 from .squad.data import Example
@@ -42,28 +43,51 @@ def plan_batches(features: Sequence[Feature], batch_size: int, bucket: bool = Tr
     return plan
 
 
+class NonFiniteLogits(AlbertIxrtError):
+    """A runner returned NaN or Inf logits on real tokens: nothing is scored from them."""
+
+
 def run_features(runner: Runner, features: Sequence[Feature], batch_size: int = 8, bucket: bool = True,
-                 progress: bool = True, pad_multiple: int = 16) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Logits of every feature, in the features' order (each cut back to its padded length)."""
+                 progress=True, pad_multiple: int = 16, on_batch=None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Logits of every feature, in the features' order (each cut back to its padded length).
+
+    ``progress``: True for a bar on stderr, a stream for a bar there, False for none.  ``on_batch(done,
+    total, seconds)`` is called after each batch (the session's time estimate).  Non-finite logits on
+    real tokens are counted over the whole run and refused at the end (``NonFiniteLogits``, one line)."""
     plan = plan_batches(features, batch_size, bucket, pad_multiple)
     logits: list = [None] * len(features)
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(features), desc=f"infer {runner.name}/{runner.precision}", unit="feat")
-    for idx, seq in plan:
+        bar = tqdm(total=len(features), desc=f"infer {runner.name}/{runner.precision}", unit="feat",
+                   **({} if progress is True else {"file": progress}))
+    nonfinite, first = 0, None
+    began = time.perf_counter()
+    for done, (idx, seq) in enumerate(plan, start=1):
         start, end = runner.infer(stack_batch([features[i] for i in idx], pad_to=seq))
         full = len(features[idx[0]].input_ids)
         for row, i in enumerate(idx):
+            length = min(features[i].length, seq)
+            bad = int(np.count_nonzero(~np.isfinite(start[row, :length]))
+                      + np.count_nonzero(~np.isfinite(end[row, :length])))
+            if bad and first is None:
+                first = i
+            nonfinite += bad
             s = np.full(full, -1e4, dtype=np.float32)
             e = np.full(full, -1e4, dtype=np.float32)
             s[:seq], e[:seq] = start[row], end[row]
             logits[i] = (s, e)
         if bar is not None:
             bar.update(len(idx))
+        if on_batch is not None:
+            on_batch(done, len(plan), time.perf_counter() - began)
     if bar is not None:
         bar.close()
+    if nonfinite:
+        raise NonFiniteLogits(f"{runner.name} {runner.precision} returned {nonfinite} non-finite (NaN/Inf) logits on "
+                              f"real tokens, first in feature {first}: refusing to score them (an fp16 overflow? "
+                              "`albert-ixrt layerwise` names the first layer whose output is non-finite)")
     return logits
 
 
@@ -102,8 +126,8 @@ class EvalResult:
 
 
 def evaluate(runner: Runner, examples: Sequence[Example], features: Sequence[Feature], *, batch_size: int = 8,
-             bucket: bool = True, settings: SquadSettings = DEFAULT_SQUAD, progress: bool = True,
-             model_info: dict | None = None) -> EvalResult:
+             bucket: bool = True, settings: SquadSettings = DEFAULT_SQUAD, progress=True,
+             model_info: dict | None = None, on_batch=None) -> EvalResult:
     timings = {}
     if getattr(runner, "compiled", False) and hasattr(runner, "warmup"):
         # Compile every shape the plan needs first, so compile time is reported apart from inference.
@@ -111,7 +135,7 @@ def evaluate(runner: Runner, examples: Sequence[Example], features: Sequence[Fea
         timings["compile_s"] = round(runner.warmup(runner.shapes_for(shapes)), 3)
         timings["compiled_shapes"] = len(runner.shapes_for(shapes))
     t0 = time.perf_counter()
-    logits = run_features(runner, features, batch_size, bucket, progress)
+    logits = run_features(runner, features, batch_size, bucket, progress, on_batch=on_batch)
     seconds = time.perf_counter() - t0
     t1 = time.perf_counter()
     predictions = predictions_from_logits(examples, features, logits, settings)

@@ -32,6 +32,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .config import HIDDEN_STATE_TOLERANCES, TOLERANCES, Tolerance
+from .compare import ElementCheck  # noqa: F401 (LayerRow's type)
 from .errors import AlbertIxrtError, InputFileError
 from .model import INPUT_NAMES, OUTPUT_NAMES, LoadedModel
 
@@ -104,7 +105,7 @@ def engine_outputs(path: Path, feeds: Sequence, names: Sequence[str], precision:
     from .runners.trt_runner import TensorRTRunner
 
     shapes = [tuple(np.asarray(feed["input_ids"]).shape) for feed in feeds]
-    profile = ShapeProfile.covering([b for b, _ in shapes], [s for _, s in shapes])
+    profile = ShapeProfile.for_feeds([b for b, _ in shapes], max(s for _, s in shapes))
     runner = TensorRTRunner(path, precision=precision, flavour=flavour, profile=profile)
     try:
         return [runner.infer_outputs(feed, names) for feed in feeds]
@@ -202,33 +203,41 @@ class LayerRow:
     max_abs: float
     mean_abs: float
     cosine: float
-    mismatched: int          # elements beyond both atol and rtol (Polygraphy's element-wise rule)
-    elements: int
-    atol: float
-    rtol: float
+    check: "ElementCheck"    # the one rule (compare.element_check) on real tokens
 
     @property
     def over_tolerance(self) -> bool:
-        return self.mismatched > 0
+        return not self.check.passed
+
+    @property
+    def nonfinite(self) -> int:
+        return self.check.nan + self.check.inf
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "over_tolerance": self.over_tolerance}
+        return {"name": self.name, "max_abs": self.max_abs, "mean_abs": self.mean_abs, "cosine": self.cosine,
+                "mismatched": self.check.mismatched, "elements": self.check.checked, "atol": self.check.atol,
+                "rtol": self.check.rtol, "nan": self.check.nan, "inf": self.check.inf,
+                "first_nonfinite_at": self.check.first_nonfinite_at, "over_tolerance": self.over_tolerance}
 
 
 def compare_row(name: str, references: Iterable, candidates: Iterable, masks: Iterable, tol: Tolerance) -> LayerRow:
-    """One boundary over every feed, on real tokens: worst and mean absolute error, cosine
-    similarity of the flattened values, and elements beyond both atol and rtol x |reference|."""
+    """One boundary over every feed, on real tokens: the one rule's verdict (``compare.element_check``:
+    values beyond both atol and rtol x |reference|, NaN / Inf counted and located), the worst and mean
+    absolute error and the cosine similarity of the flattened values."""
+    from .compare import element_check
+
+    references, candidates, masks = list(references), list(candidates), list(masks)
+    check = element_check(references, candidates, masks, tol)
     pairs = [real_positions(r, c, m) for r, c, m in zip(references, candidates, masks)]
     ref = np.concatenate([r.ravel() for r, _ in pairs])
     got = np.concatenate([c.ravel() for _, c in pairs])
     if ref.size == 0:
-        return LayerRow(name, 0.0, 0.0, 1.0, 0, 0, tol.atol, tol.rtol)
+        return LayerRow(name, 0.0, 0.0, float("nan"), check)
     diff = np.abs(got - ref)
-    mismatched = int(np.count_nonzero((diff > tol.atol) & (diff > tol.rtol * np.abs(ref))))
-    norms = np.linalg.norm(ref) * np.linalg.norm(got)
-    cosine = float(ref @ got / norms) if norms > 0 else float(np.array_equal(ref, got))
-    return LayerRow(name, float(diff.max()), float(diff.mean()), cosine, mismatched, int(diff.size),
-                    tol.atol, tol.rtol)
+    finite = np.isfinite(got).all()
+    norms = np.linalg.norm(ref) * np.linalg.norm(got) if finite else 0.0
+    cosine = float(ref @ got / norms) if norms > 0 else (float(np.array_equal(ref, got)) if finite else float("nan"))
+    return LayerRow(name, float(np.nan_to_num(diff, nan=np.inf).max()), float(np.mean(diff)), cosine, check)
 
 
 @dataclass
@@ -247,18 +256,25 @@ class LayerwiseResult:
         return next((row.name for row in self.rows if row.over_tolerance), None)
 
     @property
+    def first_nonfinite(self) -> str | None:
+        return next((row.name for row in self.rows if row.nonfinite), None)
+
+    @property
     def passed(self) -> bool:
         return self.first_over_tolerance is None
 
     def table(self) -> str:
         head = ("row", "max abs", "mean abs", "cosine", "over tol", "atol/rtol")
         lines = [head] + [(r.name, f"{r.max_abs:.3e}", f"{r.mean_abs:.3e}", f"{r.cosine:.8f}",
-                           f"{r.mismatched}/{r.elements}" if r.over_tolerance else "-", f"{r.atol:g}/{r.rtol:g}")
+                           (f"{r.check.mismatched}/{r.check.checked}" if r.over_tolerance else "-")
+                           + (f" ({r.nonfinite} NaN/Inf)" if r.nonfinite else ""), f"{r.check.atol:g}/{r.check.rtol:g}")
                           for r in self.rows]
         widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
         text = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines]
         text.insert(1, "  ".join("-" * w for w in widths))
         verdict = f"first over tolerance: {self.first_over_tolerance or 'none'}"
+        if self.first_nonfinite:
+            verdict += f"; first layer with a non-finite output (NaN/Inf): {self.first_nonfinite}"
         return (f"{self.candidate} ({self.backend}, {self.precision}) vs torch fp32 ({self.weights} weights), "
                 f"{len(self.feeds)} feeds, real tokens only\n" + "\n".join(text) + "\n" + verdict)
 
@@ -267,7 +283,7 @@ class LayerwiseResult:
                 "weights": self.weights, "feeds": self.feeds, "seconds": round(self.seconds, 3),
                 "rows": [r.to_dict() for r in self.rows],
                 "tolerance": {kind: asdict(t) for kind, t in self.tolerance.items()},
-                "first_over_tolerance": self.first_over_tolerance}
+                "first_over_tolerance": self.first_over_tolerance, "first_nonfinite": self.first_nonfinite}
 
 
 def compare_boundaries(reference: list[dict], candidate: list[dict], masks: list, tolerances: dict) -> list[LayerRow]:
@@ -322,7 +338,8 @@ def first_layers_over(model: LoadedModel, stage_files: dict, feeds: Iterable, st
         except AlbertIxrtError as exc:
             found[stage] = f"not compared ({exc})"
             continue
-        found[stage] = result.first_over_tolerance or "none"
+        found[stage] = (result.first_over_tolerance or "none") + (
+            f" (non-finite output, NaN/Inf, first in {result.first_nonfinite})" if result.first_nonfinite else "")
     return found
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -235,7 +236,9 @@ def load_torchscript(path: Path) -> LoadedModel:
         raise AssetMissingError(f"TorchScript model not found: {path}")
     extra = {KNOWN_ANSWER_EXTRA_FILE: ""}
     try:
-        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        with warnings.catch_warnings():  # torch 2.13 deprecates torch.jit.load; ByteMLPerf's models are TorchScript
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     except (RuntimeError, ValueError) as exc:
         raise InputFileError(path, f"not a loadable TorchScript archive ({str(exc).splitlines()[0]})") from None
     module.eval()

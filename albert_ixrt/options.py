@@ -1,7 +1,7 @@
 """User options checked before any work: one sentence per problem, naming the option.
 
 A floor below the commands and the pipeline (it imports only ``errors``), so that argparse type
-checks stay cheap (no torch import) and ``run_acceptance`` can refuse a bad call before loading a
+checks stay cheap (no torch import) and the acceptance plan can refuse a bad call before loading a
 model.  argparse's ``choices`` cannot say which precision goes with which backend, nor that a path
 given as a file is a directory: those checks live here.
 """
@@ -22,11 +22,6 @@ BACKEND_PRECISIONS = {
 }
 BACKENDS = tuple(BACKEND_PRECISIONS)
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
-#: The stage files a manifest.json names, per backend (export.ENGINE_INPUTS / STAGE_FILES).
-ONNX_FOR_BACKEND = {"tensorrt/ixrt": "model.sim.onnx", "onnxruntime fp32": "model.fused.onnx",
-                    "onnxruntime fp16": "model.fused.fp16.onnx"}
-
-
 def default_workers() -> int:
     """Processes for building features: the cores this process may run on (``os.sched_getaffinity``,
     which honours taskset and cgroup CPU sets, unlike ``os.cpu_count``)."""
@@ -83,14 +78,28 @@ def check_input_file(option: str, path: str | os.PathLike | None, *, what: str =
         return
     p = Path(path)
     if p.is_dir():
-        hint = ""
-        picks = "; ".join(f"{p / name} ({use})" for use, name in ONNX_FOR_BACKEND.items() if (p / name).is_file())
-        if (p / "manifest.json").is_file() and picks:
-            hint = f"; it holds a conversion (manifest.json): pick one of its files, {picks}"
+        hint = conversion_hint(p)
         article = "an" if what[:1].lower() in "aeiou" else "a"
         raise AlbertIxrtError(f"{option} {p}".strip() + f": is a directory, not {article} {what}{hint}")
     if not p.exists():
         raise AlbertIxrtError(f"{option} {p}".strip() + ": file not found")
+
+
+def conversion_hint(folder: Path) -> str:
+    """For an ONNX option given a conversion folder: the graphs it holds and which backend builds from
+    each, read from its manifest.json (``engine_inputs``, written by ``export.convert`` from the one
+    engine-input decision), so this hint never keeps a second copy of that decision."""
+    import json
+
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        uses = {str(f): [] for f in manifest.get("engine_inputs", {}).values()}
+        for family, f in manifest.get("engine_inputs", {}).items():
+            uses[str(f)].append(family)
+    except (OSError, ValueError, AttributeError):
+        return ""
+    picks = "; ".join(f"{folder / f} ({', '.join(families)})" for f, families in uses.items() if (folder / f).is_file())
+    return f"; it holds a conversion (manifest.json): pick one of its files, {picks}" if picks else ""
 
 
 def check_tokenizer(option: str, path: str | os.PathLike | None) -> None:
@@ -171,13 +180,34 @@ def os_error_line(exc: OSError) -> str:
 TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript")
 
 
+#: What a Hugging Face model directory holds its weights in: one file, or an index naming the shards that
+#: ``save_pretrained`` writes above its shard size (model.py loads all of them).
+MODEL_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
+                      "pytorch_model.bin.index.json")
+
+
+def check_model_dir(option: str, p: Path, *, random_weights: bool = False) -> None:
+    """A model directory holds config.json and, unless the shape twin is asked for, weights."""
+    if not (p / "config.json").is_file():
+        held = sorted(x.name for x in p.iterdir())[:5]
+        what = f"it holds {', '.join(held)}" if held else "it is empty"
+        raise AlbertIxrtError(f"{option} {p}: no config.json in this folder ({what}); a Hugging Face model directory "
+                              "needs config.json and its weights")
+    if not random_weights and not any((p / name).is_file() for name in MODEL_WEIGHT_FILES):
+        raise AlbertIxrtError(f"{option} {p}: has config.json but no weights (looked for "
+                              f"{', '.join(MODEL_WEIGHT_FILES)}); add --random-weights for the seeded shape twin")
+
+
 def check_model_spec(option: str, spec: str, *, random_weights: bool = False) -> None:
     """A model the user named must be findable as what it looks like, before any model is loaded: a
     TorchScript file or config.json that exists (config.json only with --random-weights), a
     directory, a hub id (owner/name), or "tiny".  Whether a hub id's weights are reachable is the
     loader's question (a skip, or a failure under --strict-assets), not a usage error."""
     p = Path(spec)
-    if spec == "tiny" or p.is_dir():
+    if spec == "tiny":
+        return
+    if p.is_dir():
+        check_model_dir(option, p, random_weights=random_weights)
         return
     if p.suffix in TORCHSCRIPT_SUFFIXES or p.suffix == ".json":
         what = "TorchScript file" if p.suffix in TORCHSCRIPT_SUFFIXES else "model config"
@@ -190,3 +220,115 @@ def check_model_spec(option: str, spec: str, *, random_weights: bool = False) ->
     if p.exists() or spec.startswith((".", "/", "~")) or spec.count("/") != 1:
         raise AlbertIxrtError(f"{option} {spec}: not found; give a hub id (owner/name), a model directory, a "
                               f"TorchScript file ({', '.join(TORCHSCRIPT_SUFFIXES)}), a config.json or tiny")
+
+
+# --------------------------------------------------------------------------------------------
+# argparse types: a bad value is refused while parsing, before any work, in one line
+# (argparse prints "argument --x: <message>"; cli.py keeps it to that one line, exit 2; pytest
+# turns it into its usage error).  Shared by the commands and the acceptance option table.
+# --------------------------------------------------------------------------------------------
+def _int_at_least(text: str, least: int) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be >= {least}, got {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    return _int_at_least(text, 1)
+
+
+def positive_ints(text: str) -> int:
+    """One value of a list option (``nargs="+"``): "1,16" is refused with the spelling that works."""
+    import argparse
+
+    if "," in text:
+        parts = [t.strip() for t in text.split(",") if t.strip()]
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}; give several values separated by spaces, "
+                                         f"not commas: {' '.join(parts)}")
+    return _int_at_least(text, 1)
+
+
+def batch_sizes(text: str) -> list[int]:
+    """One value of a batch-size list: "16", or several in one value, "1,16" (used with action="extend",
+    so "1 16", "1,16" and a repeated option all give [1, 16])."""
+    parts = [t.strip() for t in text.split(",")]
+    return [_int_at_least(t, 1) for t in parts if t] or [_int_at_least(text, 1)]
+
+
+def nonnegative_int(text: str) -> int:
+    return _int_at_least(text, 0)
+
+
+def nonnegative_float(text: str) -> float:
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    import argparse
+
+    value = nonnegative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be > 0, got 0")
+    return value
+
+
+def _checked(check, *args):
+    import argparse
+
+    def parse(text: str) -> str:
+        try:
+            check("", text, *args)
+        except AlbertIxrtError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+    return parse
+
+
+def input_file(what: str = "file"):
+    """An existing file (a directory is refused by name, with the file to pick when it is a conversion)."""
+    return _checked(lambda opt, text: check_input_file(opt, text, what=what))
+
+
+def tokenizer_arg(text: str) -> str:
+    return _checked(check_tokenizer)(text)
+
+
+def output_dir(text: str) -> str:
+    return _checked(check_output_dir)(text)
+
+
+def output_file(text: str) -> str:
+    return _checked(check_output_file)(text)
+
+
+def existing_dir(text: str) -> str:
+    import argparse
+
+    if not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: " + ("not a directory" if Path(text).exists() else "not found"))
+    return text
+
+
+def model_arg(text: str) -> str:
+    """A model the user names: never empty (an unset variable in a CI line gives ``--model ""``, which
+    must not quietly fall back to another model)."""
+    import argparse
+
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty (an unset variable in the command line?); name the model under "
+                                         "test, or leave the option out for the built-in tiny self-test")
+    return text

@@ -91,8 +91,9 @@ def model_info_for(args, model) -> dict:
 
 def build_runner(args, model, batch_sizes=(1, 16), seq_lens=(384,)):
     """The runner ``args`` describe; ONNX backends convert ``model`` (cached) when no --onnx is given.
-    A TensorRT/ixRT engine's profile covers exactly the batch sizes and lengths to be timed."""
-    from ..steps import make_runner
+    A TensorRT/ixRT engine's profile covers the batch sizes to be timed at any length up to the longest
+    (``ShapeProfile.for_feeds``, the one profile rule)."""
+    from ..loaders import make_runner
 
     if args.backend == "torch":
         if args.threads:
@@ -109,14 +110,14 @@ def build_runner(args, model, batch_sizes=(1, 16), seq_lens=(384,)):
         from ..engine import ShapeProfile
 
         kw = {"cache_dir": args.engine_cache, "plugin_path": args.plugin,
-              "profile": ShapeProfile.covering(batch_sizes, seq_lens)}
+              "profile": ShapeProfile.for_feeds(batch_sizes, max(seq_lens))}
     return make_runner(args.backend, model, precision_of(args), args.onnx, **kw)
 
 
 def features_for(args, model, settings=None):
     """(features, vocab_size to fold ids into or None) from the first ``--examples`` questions."""
     from .. import assets
-    from ..steps import prepare_data, resolve_tokenizer
+    from ..loaders import prepare_data, resolve_tokenizer
     from ..tokenizer import AlbertTokenizer
 
     tok_path = resolve_tokenizer(model, args.tokenizer) if model is not None else assets.tokenizer_path(args.tokenizer)

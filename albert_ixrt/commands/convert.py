@@ -55,7 +55,7 @@ def verify(model, manifest: dict, args) -> list[str]:
     from .. import assets
     from ..compare import SquadFeeds, compare_manifest
     from ..fileio import write_json_atomic
-    from ..steps import check_vocab, prepare_data, resolve_tokenizer
+    from ..loaders import check_vocab, prepare_data, resolve_tokenizer
     from ..tokenizer import AlbertTokenizer
 
     tokenizer = AlbertTokenizer(resolve_tokenizer(model, args.tokenizer))

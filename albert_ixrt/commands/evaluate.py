@@ -35,7 +35,7 @@ def run(args) -> int:
     from ..evaluate import evaluate
     from ..parallel import parse_shard
     from ..options import check_backend_precision, check_device, check_onnx_backend
-    from ..steps import check_vocab, make_runner, prepare_data, resolve_tokenizer
+    from ..loaders import check_vocab, make_runner, prepare_data, resolve_tokenizer
     from ..tokenizer import AlbertTokenizer
 
     check_backend_precision(args.backend, args.precision)
@@ -49,10 +49,10 @@ def run(args) -> int:
         except ValueError as exc:
             raise AlbertIxrtError(f"--shard: {exc}") from None
     runner_options = compile_kwargs(args)  # --compile-mode without --compile: refused before any work
-    from ..steps import engine_options
+    from ..loaders import engine_options
 
     # tensorrt/ixrt: a profile covering --batch-size at every length up to max_seq_length, before the build
-    runner_options.update(engine_options(args.backend, args.batch_size, (), max_seq=settings.max_seq_length))
+    runner_options.update(engine_options(args.backend, [args.batch_size], max_seq=settings.max_seq_length))
     if args.backend == "onnxruntime":
         runner_options["device"] = args.device  # its execution provider (auto, cpu, cuda, tensorrt)
     model = load_model_arg(args)  # only now: every option above is refused before any work

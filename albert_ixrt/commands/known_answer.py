@@ -21,7 +21,7 @@ def run(args) -> int:
 
     from .. import assets
     from ..known_answer import build_known_answer, check_request
-    from ..steps import prepare_data
+    from ..loaders import prepare_data
     from ..tokenizer import AlbertTokenizer
     from ..verdicts import reference_thresholds
 

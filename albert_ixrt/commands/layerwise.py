@@ -45,7 +45,7 @@ def run(args) -> int:
     from ..config import STAGE_PRECISION
     from ..fileio import write_json_atomic
     from ..layerwise import hf_model, layerwise
-    from ..steps import check_vocab, prepare_data, resolve_tokenizer
+    from ..loaders import check_vocab, prepare_data, resolve_tokenizer
     from ..tokenizer import AlbertTokenizer
 
     settings = squad_settings(args)
@@ -63,7 +63,7 @@ def run(args) -> int:
     onnx, label = args.onnx, args.onnx
     if args.onnx is None and args.stage is None:
         from ..engine_input import engine_graph
-        from ..steps import converted
+        from ..loaders import converted
 
         args.precision = args.precision or "fp16"
         out, manifest = converted(model)
@@ -71,7 +71,7 @@ def run(args) -> int:
         label = f"{args.backend} {args.precision} engine ({onnx.name})"
     elif args.stage:
         from ..export import stage_paths
-        from ..steps import converted
+        from ..loaders import converted
 
         out, manifest = converted(model)
         onnx, label = stage_paths(manifest, out).get(args.stage), args.stage

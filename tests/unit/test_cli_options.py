@@ -8,6 +8,8 @@ import json
 import pytest
 
 from albert_ixrt import pipeline
+from albert_ixrt.acceptance.options import Options
+from albert_ixrt.acceptance.plan import make_plan
 from albert_ixrt.cli import build_parser, main
 from albert_ixrt.errors import AlbertIxrtError
 from albert_ixrt.options import BACKEND_PRECISIONS
@@ -19,7 +21,7 @@ def no_work(monkeypatch):
     def refuse(*a, **k):
         raise AssertionError("work started before the options were checked")
 
-    for target in ("albert_ixrt.steps.load_model", "albert_ixrt.model.load_model"):
+    for target in ("albert_ixrt.acceptance.subject.load_model", "albert_ixrt.model.load_model"):
         monkeypatch.setattr(target, refuse)
 
 
@@ -38,7 +40,9 @@ def _refused(argv, capsys) -> str:
     (["run", "--profile", "tiny", "--precision", "fp8"], "argument --precision: invalid choice: 'fp8'"),
     (["run", "--profile", "tiny", "--limit", "-5"], "argument --limit: must be >= 1, got -5"),
     (["run", "--profile", "tiny", "--limit", "ten"], "argument --limit: not a whole number: 'ten'"),
-    (["run", "--profile", "tiny", "--bench-batch-sizes", "0"], "argument --bench-batch-sizes: must be >= 1"),
+    (["run", "--profile", "tiny", "--bench-batch-sizes", "0"],
+     "argument --perf-batch-sizes/--bench-batch-sizes: must be >= 1, got 0"),
+    (["run", "--perf-batch-sizes", "1,x"], "argument --perf-batch-sizes/--bench-batch-sizes: not a whole number: 'x'"),
     (["run", "--profile", "tiny", "--backend", "onnxruntime", "--precision", "bf16"],
      "--precision 'bf16' is not supported by backend onnxruntime; choose one of fp32, fp16, int8"),
     (["run", "--profile", "tiny", "--backend", "torch", "--precision", "int8"],
@@ -70,13 +74,15 @@ def test_bad_options_are_refused_in_one_line_before_any_work(argv, needle, capsy
 def test_a_directory_given_for_a_file_is_named_and_the_file_to_pick_suggested(tmp_path, capsys, no_work):
     conv = tmp_path / "onnx"
     conv.mkdir()
-    (conv / "manifest.json").write_text("{}")
+    (conv / "manifest.json").write_text(json.dumps({"engine_inputs": {  # as export.convert writes it
+        "tensorrt": "model.sim.onnx", "ixrt": "model.sim.onnx", "onnxruntime": "model.fused.onnx",
+        "onnxruntime-fp16": "model.fused.fp16.onnx"}}))
     (conv / "model.sim.onnx").write_bytes(b"x")
     (conv / "model.fused.onnx").write_bytes(b"x")
     err = _refused(["evaluate", "--model", "tiny", "--backend", "onnxruntime", "--onnx", str(conv),
                     "--out", str(tmp_path / "o")], capsys)
     assert f"{conv}: is a directory, not an ONNX file" in err
-    assert f"{conv / 'model.fused.onnx'} (onnxruntime fp32)" in err and "model.sim.onnx (tensorrt/ixrt)" in err
+    assert f"{conv / 'model.fused.onnx'} (onnxruntime)" in err and "model.sim.onnx (tensorrt, ixrt)" in err
     assert "fp16.onnx" not in err  # only files that are there are suggested
     plain = tmp_path / "plain"
     plain.mkdir()
@@ -87,17 +93,17 @@ def test_a_directory_given_for_a_file_is_named_and_the_file_to_pick_suggested(tm
 
 
 def test_a_good_call_passes_the_checks(tmp_path):
-    """The known-good side: valid options parse, and validate_run accepts them."""
+    """The known-good side: valid options parse, and the plan accepts them."""
     args = build_parser().parse_args(["run", "--profile", "tiny", "--backend", "onnxruntime", "--precision", "int8",
                                       "--batch-size", "4", "--limit", "3", "--bench-batch-sizes", "1", "2",
                                       "--out", str(tmp_path)])
-    assert (args.batch_size, args.limit, args.bench_batch_sizes) == (4, 3, [1, 2])
+    options = Options.from_namespace(args)
+    assert (options.batch_size, options.limit, options.perf_batch_sizes) == (4, 3, (1, 2))
     from albert_ixrt.options import check_device
 
     for backend, device in (("torch", "cuda:1"), ("torch", "auto"), ("onnxruntime", "tensorrt"), ("ixrt", "auto")):
         check_device(backend, device)
-    pipeline.validate_run(profile="tiny", backend="onnxruntime", precision="int8", batch_size=4, limit=3, skip=(),
-                          squad=None, tokenizer=None, out_dir=tmp_path, bench_batch_sizes=(1, 2))
+    assert make_plan(options).subject.describe() == "the built-in tiny self-test model on onnxruntime int8"
 
 
 @pytest.mark.parametrize("kw, needle", [
@@ -105,17 +111,17 @@ def test_a_good_call_passes_the_checks(tmp_path):
     ({"batch_size": 0}, "--batch-size must be a whole number >= 1, got 0"),
     ({"precision": "fp8"}, "--precision 'fp8' is not supported by backend torch"),
     ({"limit": -5}, "--limit must be a whole number >= 1, got -5"),
-    ({"skip": ("load",)}, "cannot skip ['load']"),
+    ({"skip": ("load",)}, "--skip load: not a step that can be left out; choose from convert, equivalence, perf"),
     ({"profile": "huge"}, "--profile 'huge' is not a profile"),
-    ({"bench_batch_sizes": (16, 0)}, "--bench-batch-sizes must be a whole number >= 1, got 0"),
+    ({"perf_batch_sizes": (16, 0)}, "--perf-batch-sizes must be a whole number >= 1, got 0"),
 ])
 def test_run_acceptance_refuses_bad_options_before_writing_anything(kw, needle, tmp_path, no_work):
-    """Callers of the pipeline that bypass argparse get the same checks; the out dir is untouched."""
+    """Callers of the run door that bypass argparse get the same checks (the plan's); the out dir is untouched."""
     out = tmp_path / "out"
     out.mkdir()
     (out / "report.md").write_text("previous")
     with pytest.raises(AlbertIxrtError, match=None) as info:
-        pipeline.run_acceptance(**{"profile": "tiny", "out_dir": out, "progress": False, **kw})
+        pipeline.run_acceptance(Options(**{"out": str(out), "quiet": True, **kw}))
     assert needle in str(info.value)
     assert sorted(p.name for p in out.iterdir()) == ["report.md"]
 
@@ -157,7 +163,7 @@ def test_the_help_walker_finds_an_undocumented_option():
 
 def test_run_help_lists_how_to_shorten_a_run(capsys):
     assert main(["run", "--help"]) == 0
-    out = capsys.readouterr().out
-    for needle in ("--bench-batch-sizes", "--skip", "--limit", "per backend: torch: fp32, fp16, bf16"):
+    out = " ".join(capsys.readouterr().out.split())
+    for needle in ("--perf-batch-sizes", "--skip", "--limit", "per backend: torch: fp32, fp16, bf16"):
         assert needle in out, needle
     json.dumps(out)  # plain text

@@ -71,7 +71,8 @@ def test_engine_graph_follows_the_modules_typing(label, precision, stage, monkey
 def test_run_takes_its_engine_graph_from_the_one_decision(monkeypatch, tmp_path, tiny_model):
     """run's evaluate step builds from engine_graph's choice (a planted inline table lookup that picks the fp32
     graph for a strongly typed fp16 engine fails here)."""
-    from albert_ixrt import pipeline, steps
+    from albert_ixrt import pipeline
+    from albert_ixrt.acceptance.options import Options
 
     fake = make_fake_trt("11.4")
     monkeypatch.setitem(sys.modules, "tensorrt", fake)
@@ -81,18 +82,18 @@ def test_run_takes_its_engine_graph_from_the_one_decision(monkeypatch, tmp_path,
         asked.append((backend, precision, onnx, kw))
         raise AlbertIxrtError("captured")
 
-    monkeypatch.setattr(steps, "make_runner", capture)
-    monkeypatch.setattr(steps, "load_model", lambda *a, **k: tiny_model)   # the session's tiny model
-    monkeypatch.setattr(steps, "engine_graph", lambda manifest, out, backend, precision: f"{backend}-{precision}")
+    monkeypatch.setattr("albert_ixrt.loaders.make_runner", capture)
+    monkeypatch.setattr("albert_ixrt.acceptance.subject.load_model", lambda *a, **k: tiny_model)
+    monkeypatch.setattr("albert_ixrt.engine_input.engine_graph",
+                        lambda manifest, out, backend, precision: f"{backend}-{precision}")
     entry = {"node_count": 1, "fused_ops": {}, "size_bytes": 1, "seconds": 0.0}
     stages = {"simplified": {"file": "model.sim.onnx", **entry}, "trt_fp16": {"file": "model.sim.fp16.onnx", **entry}}
     monkeypatch.setattr("albert_ixrt.export.convert", lambda model, out, progress=True: {"stages": stages})
     monkeypatch.setattr("albert_ixrt.export.graph_problems", lambda manifest: [])
-    report, _ = pipeline.run_acceptance(profile="tiny", backend="tensorrt", precision="fp16", out_dir=tmp_path / "r",
-                                        progress=False, skip=("equivalence",), batch_size=32,
-                                        bench_batch_sizes=(1, 64))
-    assert [s["status"] for s in report["steps"]][:3] == ["ok", "ok", "ok"], report["steps"]
-    assert report["passed"] is False and asked and str(asked[0][2]) == "tensorrt-fp16"   # engine_graph's answer
+    report = pipeline.run_acceptance(Options(backend="tensorrt", precision="fp16", out=str(tmp_path / "r"), quiet=True,
+                                             skip=("equivalence",), batch_size=32, perf_batch_sizes=(1, 64)))
+    assert [s["status"] for s in report["steps"]][:2] == ["passed", "passed"], report["steps"]   # load, features
+    assert report["verdict"]["status"] == "FAILED" and asked and str(asked[0][2]) == "tensorrt-fp16"
     # 5. the profile covers every batch the run feeds, at every length up to max_seq_length, before the build
     profile = asked[0][3]["profile"]
     for batch, seq in [(32, 384), (64, 384), (1, 1), (8, 200)]:

@@ -20,7 +20,7 @@ def test_plan_batches_covers_every_feature_once(dev_features):
 
 
 def test_bucketing_gives_identical_predictions(tiny_model, dev_examples):
-    from albert_ixrt.steps import resolve_tokenizer
+    from albert_ixrt.loaders import resolve_tokenizer
     from albert_ixrt.tokenizer import AlbertTokenizer
 
     tok = AlbertTokenizer(resolve_tokenizer(tiny_model, None))   # the tiny model's own vocabulary
@@ -36,53 +36,65 @@ def test_bucketing_gives_identical_predictions(tiny_model, dev_examples):
         np.testing.assert_allclose(s1[: f.length], s2[: f.length], atol=1e-4)
 
 
-def test_metrics_json_is_labelled_for_random_weights(tiny_model, tmp_path):
+def test_metrics_json_is_labelled_for_random_weights(tmp_path):
+    from albert_ixrt.acceptance.options import Options
     from albert_ixrt.pipeline import run_acceptance
 
-    report, _ = run_acceptance(profile="tiny", out_dir=tmp_path, progress=False)
+    rec = run_acceptance(Options(out=str(tmp_path), quiet=True, skip=("convert", "perf")))
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert "random weights" in metrics["warning"]
     assert set(metrics["scores"]) >= {"exact_match", "f1", "bytemlperf_exact_match", "bytemlperf_f1", "labels"}
-    assert "self-test" in report["label"] and "self-test" in (tmp_path / "report.md").read_text()
+    assert "self-test" in rec["verdict"]["line"] and "self-test" in (tmp_path / "report.md").read_text()
     preds = json.loads((tmp_path / "predictions.json").read_text())
-    assert len(preds) == metrics["scores"]["questions"] == 12
+    assert len(preds) == metrics["scores"]["questions"] == 28          # the shipped self-test sample
     assert not list(tmp_path.glob("*.partial"))
 
 
 def test_missing_tensorrt_is_reported_before_any_conversion(tiny_model, monkeypatch):
     import pytest
 
-    from albert_ixrt import steps
+    from albert_ixrt import loaders
     from albert_ixrt.errors import BackendUnavailable
 
     def no_conversion(*_a, **_k):
         raise AssertionError("converted before checking that the backend exists")
 
-    monkeypatch.setattr(steps, "convert_for_backend", no_conversion)
+    monkeypatch.setattr(loaders, "converted", no_conversion)
     try:
         import tensorrt  # noqa: F401
         pytest.skip("TensorRT is installed here: nothing to report")
     except ImportError:
         pass
     with pytest.raises(BackendUnavailable, match="tensorrt"):
-        steps.make_runner("tensorrt", tiny_model, "fp16")
+        loaders.make_runner("tensorrt", tiny_model, "fp16")
 
 
-def test_run_judges_the_reference_thresholds_only_on_real_weights_and_the_full_dev_set():
+def test_the_thresholds_are_judged_only_on_real_weights_and_the_full_dev_set(tmp_path):
+    """Each threshold its own verdict, both ways; random weights, --limit and a partial dev set are not judged."""
     from types import SimpleNamespace
 
+    import pytest
+
+    from albert_ixrt.acceptance import checks
+    from albert_ixrt.acceptance.options import Options
+    from albert_ixrt.acceptance.plan import make_plan
+    from albert_ixrt.acceptance.session import NotJudged, Session
     from albert_ixrt.config import REFERENCE_EM_BYTEMLPERF, REFERENCE_F1_BYTEMLPERF, SQUAD_DEV_QUESTIONS
-    from albert_ixrt.steps import judge_thresholds
     from albert_ixrt.squad.metrics import SquadScores
 
-    def result(em, f1, questions=SQUAD_DEV_QUESTIONS):
-        return SimpleNamespace(scores=SquadScores(0, 0, em, f1, questions, questions, 10866))
+    (tmp_path / "m.pt").write_bytes(b"")
 
-    real, random = SimpleNamespace(weights="real"), SimpleNamespace(weights="random")
-    above = result(REFERENCE_EM_BYTEMLPERF + 0.01, REFERENCE_F1_BYTEMLPERF + 0.01)
-    assert judge_thresholds(above, real, False)[0] == "ok"
-    status, detail = judge_thresholds(result(REFERENCE_EM_BYTEMLPERF - 0.01, 99.0), real, False)
-    assert status == "failed" and list(detail["below"]) == ["bytemlperf_exact_match"]
-    assert judge_thresholds(above, random, False)[0] == "skipped"
-    assert judge_thresholds(above, real, True)[0] == "skipped"
-    assert judge_thresholds(result(99, 99, questions=100), real, False)[0] == "skipped"
+    def judged(em, f1, weights="real", questions=SQUAD_DEV_QUESTIONS, **options):
+        session = Session(make_plan(Options(model=str(tmp_path / "m.pt"), **options)))
+        session._built["subject"] = SimpleNamespace(model=SimpleNamespace(weights=weights, label=f"{weights} weights"))
+        session._built["evaluation"] = SimpleNamespace(scores=SquadScores(0, 0, em, f1, questions, questions, 10866))
+        return {i.name: i.status for i in checks.thresholds_step(session).items}
+
+    above = (REFERENCE_EM_BYTEMLPERF + 0.01, REFERENCE_F1_BYTEMLPERF + 0.01)
+    assert judged(*above) == {"bytemlperf_exact_match": "passed", "bytemlperf_f1": "passed",
+                              "official_f1_ratio": "passed"}
+    assert judged(REFERENCE_EM_BYTEMLPERF - 0.01, 99.0) == {
+        "bytemlperf_exact_match": "failed", "bytemlperf_f1": "passed", "official_f1_ratio": "passed"}
+    for case in ({"weights": "random"}, {"limit": 50}, {"questions": 100}):
+        with pytest.raises(NotJudged):
+            judged(*above, **case)

@@ -151,7 +151,9 @@ def test_a_sigkilled_writer_leaves_a_partial_that_the_next_write_sweeps(tmp_path
 def test_run_sweeps_its_output_folder_before_any_work(tmp_path, monkeypatch):
     """A partial left by a killed writer is swept once the run holds the folder, before the first step
     that writes (the load step only reads); it does not count as a user's file."""
-    from albert_ixrt import pipeline, steps
+    from albert_ixrt import pipeline
+    from albert_ixrt.acceptance import checks
+    from albert_ixrt.acceptance.options import Options
 
     stale = tmp_path / ".report.json.k3_x9a0q.partial"
     stale.write_bytes(b"{ half")
@@ -165,8 +167,8 @@ def test_run_sweeps_its_output_folder_before_any_work(tmp_path, monkeypatch):
         seen.append(stale.exists())      # recorded, not asserted: a step may catch what it raises
         raise Stop
 
-    monkeypatch.setattr(steps, "features_step", first_work)
+    monkeypatch.setattr(checks, "features_step", first_work)
     with contextlib.suppress(Stop):
-        pipeline.run_acceptance(profile="tiny", out_dir=tmp_path, progress=False)
+        pipeline.run_acceptance(Options(out=str(tmp_path), quiet=True, skip=("convert", "perf")))
     assert seen == [False]               # swept before the first writing step started
     assert not stale.exists()

@@ -36,15 +36,25 @@ def test_mlperf_ratio_verdict_both_ways():
     assert not mlperf_ratio(89.0, 0.0).passed and math.isnan(mlperf_ratio(89.0, 0.0).detail["ratio"])
 
 
-def test_run_judges_known_answer_models_like_real_weights():
-    from albert_ixrt.steps import judge_thresholds
+def test_known_answer_models_are_judged_like_real_weights(tmp_path):
+    from albert_ixrt.acceptance import checks
+    from albert_ixrt.acceptance.options import Options
+    from albert_ixrt.acceptance.plan import make_plan
+    from albert_ixrt.acceptance.session import NotJudged, Session
 
-    known = SimpleNamespace(weights="known-answer")
-    assert judge_thresholds(SimpleNamespace(scores=_scores(90, 90)), known, False)[0] == "ok"
-    status, detail = judge_thresholds(SimpleNamespace(scores=_scores(90, 80)), known, False)
-    assert status == "failed" and "margin -7.570" in detail["message"]
-    assert judge_thresholds(SimpleNamespace(scores=_scores(90, 90)), SimpleNamespace(weights="random"),
-                            False)[0] == "skipped"
+    (tmp_path / "ka.pt").write_bytes(b"")
+
+    def judge(scores, weights="known-answer"):
+        session = Session(make_plan(Options(model=str(tmp_path / "ka.pt"))))
+        session._built["subject"] = SimpleNamespace(model=SimpleNamespace(weights=weights, label=weights))
+        session._built["evaluation"] = SimpleNamespace(scores=scores)
+        return {i.name: i for i in checks.thresholds_step(session).items}
+
+    assert {i.status for i in judge(_scores(90, 90)).values()} == {"passed"}
+    failing = judge(_scores(90, 80))["bytemlperf_f1"]
+    assert failing.status == "failed" and "margin -7.570" in failing.message
+    with pytest.raises(NotJudged):
+        judge(_scores(90, 90), weights="random")
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +70,7 @@ def sample():
 
 def _evaluate(model, examples, features, batch_size, bucket):
     from albert_ixrt.evaluate import evaluate
-    from albert_ixrt.steps import make_runner
+    from albert_ixrt.loaders import make_runner
 
     with make_runner("torch", model, "fp32") as runner:
         return evaluate(runner, examples, features, batch_size=batch_size, bucket=bucket, progress=False,

@@ -11,6 +11,7 @@ from albert_ixrt.config import HIDDEN_STATE_TOLERANCES, TOLERANCES, Tolerance
 from albert_ixrt.errors import AlbertIxrtError, InputFileError
 from albert_ixrt.layerwise import (LayerRow, LayerwiseResult, compare_row, first_layer_lines, hf_model,
                                    layer_tolerance, locate_boundaries, row_names)
+from albert_ixrt.compare import ElementCheck
 from albert_ixrt.model import LoadedModel
 
 TOL = Tolerance(atol=1e-2, rtol=1e-2, reason="test")
@@ -53,10 +54,10 @@ def test_only_real_tokens_count():
     mask = np.array([[1, 1, 1, 1], [1, 1, 0, 0]])
     got[1, 2:] = 100.0  # padded positions: ignored
     row = compare_row("layer 1", [ref], [got], [mask], TOL)
-    assert (row.max_abs, row.mismatched, row.elements, row.over_tolerance) == (0.0, 0, 6 * 3, False)
+    assert (row.max_abs, row.check.mismatched, row.check.checked, row.over_tolerance) == (0.0, 0, 6 * 3, False)
     got[1, 1, 0] = 0.5  # a real token
     row = compare_row("layer 1", [ref], [got], [mask], TOL)
-    assert row.over_tolerance and row.mismatched == 1 and row.max_abs == pytest.approx(0.5)
+    assert row.over_tolerance and row.check.mismatched == 1 and row.max_abs == pytest.approx(0.5)
 
 
 def test_an_element_fails_only_beyond_both_atol_and_rtol():
@@ -68,7 +69,8 @@ def test_an_element_fails_only_beyond_both_atol_and_rtol():
 
 
 def result_with(over: set[str]) -> LayerwiseResult:
-    rows = [LayerRow(name, 1.0 if name in over else 0.0, 0.0, 1.0, int(name in over), 10, 0.1, 0.1)
+    rows = [LayerRow(name, 1.0 if name in over else 0.0, 0.0, 1.0,
+                     ElementCheck(0.1, 0.1, checked=10, mismatched=int(name in over)))
             for name in row_names(12)]
     return LayerwiseResult("g.onnx", "onnxruntime", "fp16", "random", [[2, 8]], layer_tolerance("fp16"), rows)
 
@@ -102,3 +104,22 @@ def test_a_torchscript_model_is_refused_in_one_line():
     model = LoadedModel(object(), "m.pt", "torchscript", "real", "0" * 64)
     with pytest.raises(InputFileError, match=r"^m\.pt: a TorchScript model exposes no per-layer hidden states"):
         hf_model(model)
+
+
+def test_a_non_finite_layer_output_is_over_tolerance_and_named_first():
+    """An fp16 overflow: NaN from layer 3 on.  Before the one rule, NaN compared as "within" (NaN > atol is
+    False) and layerwise said "first over tolerance: none"; now the row fails, counts its NaN values, and the
+    table names the first layer whose output is non-finite."""
+    ref = np.ones((1, 4, 3))
+    mask = np.ones((1, 4))
+    nan = ref.copy()
+    nan[0, 2, 1] = np.nan
+    row = compare_row("layer 3", [ref], [nan], [mask], TOL)
+    assert row.over_tolerance and row.nonfinite == 1 and row.check.first_nonfinite_at == (0, 0, 2)
+    assert not compare_row("layer 2", [ref], [ref], [mask], TOL).over_tolerance
+    rows = [compare_row(name, [ref], [nan if name in ("layer 3", "layer 4") else ref], [mask], TOL)
+            for name in row_names(4)[:5]]
+    result = LayerwiseResult("g.onnx", "onnxruntime", "fp16", "random", [[1, 4]], layer_tolerance("fp16"), rows)
+    assert result.first_over_tolerance == "layer 3" and result.first_nonfinite == "layer 3"
+    assert "first layer with a non-finite output (NaN/Inf): layer 3" in result.table()
+    assert "1/12 (1 NaN/Inf)" in result.table() and json.loads(json.dumps(result.to_dict()))["first_nonfinite"]

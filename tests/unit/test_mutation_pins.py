@@ -2,6 +2,8 @@
 pinned here both ways, so the single-point bug named in each docstring fails a test."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import onnx
 import pytest
@@ -110,34 +112,49 @@ def _scores(em, f1, official_f1=None):
     return SquadScores(em + 2, f1_official, em, f1, SQUAD_DEV_QUESTIONS, SQUAD_DEV_QUESTIONS, 10866)
 
 
-def test_run_judges_the_mlperf_ratio_both_ways():
-    """thresholds step of `run`: official F1 >= 99% of the torch fp32 reference's, judged beside the
-    reference thresholds; the reference is evaluated only when called.  Mutations caught: the ratio
-    ignored in the step's status, the ratio inverted, the reference evaluated for a run that is itself
-    the reference, or for a run that is not judged at all."""
-    from types import SimpleNamespace
-
+def test_the_thresholds_judge_the_mlperf_ratio_both_ways():
+    """The thresholds: official F1 >= 99% of the torch fp32 reference's, judged beside the reference
+    thresholds, each its own item.  Mutations caught: the ratio ignored, the ratio inverted, the ratio
+    compared at the wrong boundary (exactly 99 % passes)."""
+    from albert_ixrt.acceptance.checks import threshold_items
     from albert_ixrt.config import MLPERF_F1_RATIO
-    from albert_ixrt.steps import judge_thresholds
 
-    model = SimpleNamespace(weights="known-answer")
-    run = SimpleNamespace(scores=_scores(90, 90, official_f1=92.0))
+    scores = _scores(90, 90, official_f1=92.0)
+    status = {i.name: i for i in threshold_items(scores, 92.0 / MLPERF_F1_RATIO)}        # exactly 99 %
+    assert status["official_f1_ratio"].status == "passed"
+    status = {i.name: i for i in threshold_items(scores, 93.0)}                          # 98.9 %
+    ratio = status["official_f1_ratio"]
+    assert ratio.status == "failed" and ratio.figures["ratio"] == 92.0 / 93.0
+    assert "FAIL: official F1 92.000 vs torch fp32 reference 93.000" in ratio.message
+    assert status["bytemlperf_exact_match"].status == status["bytemlperf_f1"].status == "passed"
+    assert {i.name: i.status for i in threshold_items(scores, None)}["official_f1_ratio"] == "passed"   # the reference
+
+
+def test_the_reference_is_evaluated_only_when_the_ratio_needs_it(tmp_path, monkeypatch):
+    """Mutations caught: the torch fp32 reference evaluated for a subject that is itself the reference, or
+    for one whose accuracy is not judged at all."""
+    from albert_ixrt.acceptance import checks
+    from albert_ixrt.acceptance.options import Options
+    from albert_ixrt.acceptance.plan import make_plan
+    from albert_ixrt.acceptance.session import NotJudged, Session
+
+    (tmp_path / "m.pt").write_bytes(b"")
     calls = []
 
-    def reference(official_f1):
-        def evaluate():
-            calls.append(official_f1)
-            return SimpleNamespace(scores=_scores(90, 90, official_f1=official_f1))
-        return evaluate
+    def reference(self):
+        calls.append(1)
+        return SimpleNamespace(scores=_scores(90, 90, official_f1=93.0))
 
-    status, detail = judge_thresholds(run, model, False, reference(92.0 / MLPERF_F1_RATIO))   # exactly 99 %
-    assert (status, detail["mlperf"]["status"]) == ("ok", "ok") and calls == [92.0 / MLPERF_F1_RATIO]
-    status, detail = judge_thresholds(run, model, False, reference(93.0))                     # 98.9 %
-    assert (status, detail["mlperf"]["status"]) == ("failed", "failed")
-    assert detail["below"] == {} and detail["mlperf"]["ratio"] == 92.0 / 93.0
-    assert "FAIL: official F1 92.000 vs torch fp32 reference 93.000" in detail["mlperf"]["message"]
-    status, detail = judge_thresholds(run, model, False, None)                                # the reference
-    assert (status, detail["mlperf"]["status"]) == ("ok", "not applicable")
-    calls.clear()
-    assert judge_thresholds(run, SimpleNamespace(weights="random"), False, reference(93.0))[0] == "skipped"
-    assert calls == []                                                  # not judged: nothing evaluated
+    monkeypatch.setattr(Session, "_build_reference_evaluation", reference)
+
+    def judge(weights="known-answer", **options):
+        session = Session(make_plan(Options(model=str(tmp_path / "m.pt"), **options)))
+        session._built["subject"] = SimpleNamespace(model=SimpleNamespace(weights=weights, label=weights))
+        session._built["evaluation"] = SimpleNamespace(scores=_scores(90, 90, official_f1=92.0))
+        return {i.name: i.status for i in checks.thresholds_step(session).items}
+
+    assert judge()["official_f1_ratio"] == "passed" and calls == []          # torch fp32: the reference itself
+    assert judge(precision="bf16")["official_f1_ratio"] == "failed" and calls == [1]
+    with pytest.raises(NotJudged):
+        judge(weights="random", precision="bf16")
+    assert calls == [1]

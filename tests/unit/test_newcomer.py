@@ -115,8 +115,7 @@ def test_a_json_error_says_at_once(tmp_path, capsys):
                                                                                                          "score")
 
 
-@pytest.mark.parametrize("argv", [["bench", "--batch-size", "1,16"], ["bench", "--seq-len", "128,384"],
-                                  ["run", "--bench-batch-sizes", "1, 16"]])
+@pytest.mark.parametrize("argv", [["bench", "--batch-size", "1,16"], ["bench", "--seq-len", "128,384"]])
 def test_a_comma_separated_list_gets_the_spaces_hint(argv, capsys):
     assert main(argv) == 2
     line = _one_error_line(capsys, argv[0])

@@ -18,8 +18,8 @@ def no_work(monkeypatch):
     def refuse(*a, **k):
         raise AssertionError("work started before the output path was checked")
 
-    for target in ("albert_ixrt.steps.load_model", "albert_ixrt.model.load_model",
-                   "albert_ixrt.squad.data.load_squad", "albert_ixrt.pipeline.load_squad"):
+    for target in ("albert_ixrt.acceptance.subject.load_model", "albert_ixrt.model.load_model",
+                   "albert_ixrt.squad.data.load_squad", "albert_ixrt.loaders.load_squad"):
         monkeypatch.setattr(target, refuse)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from albert_ixrt import steps as run_steps
+from albert_ixrt.acceptance import checks
 from albert_ixrt.cli import main
 from albert_ixrt.errors import AlbertIxrtError
 from albert_ixrt.results_dir import (LOCK_NAME, STAGING_PREFIX, SWAP_PLAN, ResultsDir, ResultsDirError,
@@ -201,39 +201,21 @@ def test_run_out_dot_never_overwrites_a_users_report(tmp_path, capsys, monkeypat
 def test_model_with_profile_tiny_is_refused(tmp_path, capsys):
     assert main(["run", "--profile", "tiny", "--model", "madlag/albert-base-v2-squad", "--out",
                  str(tmp_path / "r")]) == 2
-    assert "--model madlag/albert-base-v2-squad would be ignored: --profile tiny brings its own model" in \
+    assert "--profile tiny is the built-in self-test; it cannot judge the model named by --model" in \
         _one_line(capsys)
     assert not (tmp_path / "r").exists()
-
-
-def test_the_tiny_model_on_the_whole_dev_set_says_how_long_it_takes(capsys, monkeypatch, tmp_path):
-    from albert_ixrt.pipeline import long_run_note
-
-    note = long_run_note(profile="real", model_spec="tiny", limit=None, squad=None)
-    assert "takes about 26 min on a 2-core CPU" in note and "--profile tiny" in note and "--limit K" in note
-    assert long_run_note(profile="real", model_spec="tiny", limit=50, squad=None) is None
-    assert long_run_note(profile="tiny", model_spec=None, limit=None, squad=None) is None
-    assert long_run_note(profile="real", model_spec=None, limit=None, squad=None) is None
-
-    def stop(**k):  # the note comes before any work: stop at the load step
-        raise AlbertIxrtError("stopped after the note")
-
-    monkeypatch.setattr(run_steps, "load_subject", stop)
-    assert main(["run", "--model", "tiny", "--out", str(tmp_path / "r"), "--quiet"]) == 2
-    err = capsys.readouterr().err.splitlines()
-    assert err[0] == note and err[1] == "albert-ixrt run: error: stopped after the note"
 
 
 def test_ctrl_c_in_a_step_keeps_the_previous_results_byte_identical(previous, monkeypatch, capsys):
     out, before = previous
 
-    def interrupted(*a, **k):
+    def interrupted(session):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(run_steps, "evaluate", interrupted)
-    assert main(["run", "--profile", "tiny", "--out", str(out), "--skip", "convert", "bench"]) == 130
+    monkeypatch.setattr(checks, "evaluate_step", interrupted)
+    assert main(["run", "--profile", "tiny", "--out", str(out), "--skip", "convert", "perf"]) == 130
     err = capsys.readouterr().err
-    assert "evaluate: interrupted in" in err and "evaluate: failed" not in err
+    assert "evaluate: failed" not in err
     assert f"albert-ixrt run: interrupted in the evaluate step; {out} keeps the previous results" in err
     assert snapshot(out) == before
 
@@ -243,37 +225,17 @@ def test_a_failed_run_replaces_the_previous_results_whole(previous, monkeypatch,
     (item 12's pin: not only bench.json) and every file is this run's."""
     out, _ = previous
 
-    def broken(*a, **k):
+    def broken(session):
         raise RuntimeError("planted failure")
 
-    monkeypatch.setattr(run_steps, "evaluate", broken)
-    assert main(["run", "--profile", "tiny", "--out", str(out), "--quiet", "--skip", "bench"]) == 1
+    monkeypatch.setattr(checks, "evaluate_step", broken)
+    assert main(["run", "--profile", "tiny", "--out", str(out), "--quiet", "--skip", "perf"]) == 1
     report = json.loads((out / "report.json").read_text())
-    assert report["passed"] is False and report["title"].startswith("self-test")
-    assert set(report["removed_from_previous_run"]) == {"bench.json"}
+    assert report["passed"] is False and report["verdict"]["status"] == "FAILED"
     on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != LOCK_NAME}
-    assert on_disk == set(report["owned"])
-    assert (out / "report.md").read_text().startswith("# albert-ixrt acceptance run: self-test")
+    assert on_disk == set(report["owned"]) and "bench.json" not in on_disk
+    assert (out / "report.md").read_text().startswith("# albert-ixrt sign-off: the built-in tiny self-test")
     assert json.loads((out / "onnx" / "manifest.json").read_text())["stages"]  # this run's conversion
-
-
-def test_a_known_answer_model_skips_convert_equivalence_and_bench_by_itself(tmp_path, capsys, monkeypatch):
-    """Item 6: one line before any work, the steps shown as skipped with the reason; and the known-good
-    side: a model with an ONNX form skips nothing."""
-    from albert_ixrt import pipeline
-
-    class Stub:
-        def __init__(self, weights):
-            self.model = type("M", (), {"weights": weights, "name": "ka.pt"})()
-
-    reasons, line = pipeline.auto_skips(Stub("known-answer"), (), "torch")
-    assert set(reasons) == {"convert", "equivalence", "bench"}
-    assert line == ("albert-ixrt run: --model ka.pt is a known-answer model (a TorchScript lookup table: no ONNX "
-                    "form, no speed to measure): skipping convert, equivalence, bench")
-    assert pipeline.auto_skips(Stub("known-answer"), ("bench",), "torch")[1].endswith("skipping convert, equivalence")
-    assert pipeline.auto_skips(Stub("real"), (), "torch") == ({}, None)
-    with pytest.raises(AlbertIxrtError, match="it runs on --backend torch only"):
-        pipeline.auto_skips(Stub("known-answer"), (), "onnxruntime")
 
 
 def test_a_run_into_a_folder_another_run_holds_is_refused_in_one_line(previous, capsys):
@@ -283,27 +245,3 @@ def test_a_run_into_a_folder_another_run_holds_is_refused_in_one_line(previous, 
         assert _one_line(capsys) == (f"albert-ixrt run: error: --out {out}: another albert-ixrt run is writing "
                                      f"there now (it holds {out / LOCK_NAME}); wait for it or give another --out")
     assert {k: v for k, v in snapshot(out).items() if not k.startswith(STAGING_PREFIX)} == before
-
-
-@pytest.mark.slow  # ~5 s alone, ~20 s on the shared machine (builds a model, then a run): auto_skips above is cheap
-def test_run_on_a_known_answer_model_skips_the_onnx_steps_with_one_line(tmp_path, capsys):
-    """Item 6 end to end on the shipped sample: before any work one line says why; the report shows
-    the three steps skipped with that reason (3c0c7cb failed in convert: aten::searchsorted has no ONNX form)."""
-    from albert_ixrt.selftest import selftest_spiece, squad_sample_path
-
-    sample, spiece, ka = str(squad_sample_path()), str(selftest_spiece()), str(tmp_path / "ka.pt")
-    assert main(["known-answer", "--wrong", "0", "--squad", sample, "--tokenizer", spiece, "--out", ka,
-                 "--quiet"]) == 0
-    capsys.readouterr()
-    out = tmp_path / "r"
-    assert main(["run", "--model", ka, "--squad", sample, "--tokenizer", spiece, "--out", str(out)]) == 0
-    err = capsys.readouterr().err.splitlines()
-    first = [line for line in err if line.startswith("albert-ixrt run:")]
-    assert first[0] == (f"albert-ixrt run: --model {ka} is a known-answer model (a TorchScript lookup table: no "
-                        "ONNX form, no speed to measure): skipping convert, equivalence, bench")
-    assert first[1].startswith("albert-ixrt run: load -> features -> evaluate -> thresholds -> report; skipping "
-                               "convert, equivalence, bench (a known-answer model")
-    steps = {s["name"]: s for s in json.loads((out / "report.json").read_text())["steps"]}
-    for name in ("convert", "equivalence", "bench"):
-        assert steps[name]["status"] == "skipped" and "no ONNX form" in steps[name]["detail"]["reason"]
-    assert steps["evaluate"]["status"] == "ok"

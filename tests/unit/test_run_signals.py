@@ -85,7 +85,7 @@ def test_a_signal_in_any_step_keeps_the_previous_results(step, after, sig, previ
 def test_two_concurrent_runs_one_runs_one_refuses(previous_results, tmp_path):
     out = tmp_path / "results"
     shutil.copytree(previous_results, out)
-    first = _cli(out, "--skip", "bench")
+    first = _cli(out, "--skip", "perf")
     _wait_for(first, f"[2/{len(STEPS)}] features:")   # the first run holds the folder now
     first.send_signal(signal.SIGSTOP)  # held still (its lock too) while the second one loads and asks
     try:

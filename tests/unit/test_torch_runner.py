@@ -130,7 +130,7 @@ def test_compile_options_are_checked(tiny_model):
 
 def test_compiled_evaluation_reports_compile_apart_and_keeps_the_answers(tiny_model, dev_examples):
     from albert_ixrt.evaluate import evaluate
-    from albert_ixrt.steps import resolve_tokenizer
+    from albert_ixrt.loaders import resolve_tokenizer
     from albert_ixrt.squad.features import build_features
     from albert_ixrt.tokenizer import AlbertTokenizer
 

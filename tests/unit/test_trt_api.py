@@ -265,7 +265,7 @@ def test_a_module_with_neither_fp16_flag_nor_strong_typing_is_strong():
     ("strong", "fp16", "trt_fp16"), ("strong", "fp32", "simplified"), ("weak", "fp16", "simplified"),
     ("weak", "fp32", "simplified"), (None, "fp16", "simplified")])
 def test_pipeline_picks_the_graph_by_typing(typing, precision, stage):
-    from albert_ixrt.steps import engine_stage
+    from albert_ixrt.engine_input import engine_stage
 
     manifest = {"stages": {"simplified": {}, "trt_fp16": {}}}
     assert engine_stage(manifest, "/out", "tensorrt", precision, typing) == stage
@@ -273,7 +273,7 @@ def test_pipeline_picks_the_graph_by_typing(typing, precision, stage):
 
 def test_pipeline_without_the_trt_fp16_stage_is_one_clear_error():
     from albert_ixrt.errors import AlbertIxrtError
-    from albert_ixrt.steps import engine_stage
+    from albert_ixrt.engine_input import engine_stage
 
     with pytest.raises(AlbertIxrtError, match=r"manifest\.json: no 'trt_fp16' stage"):
         engine_stage({"stages": {"simplified": {}}}, "/out", "tensorrt", "fp16", "strong")

@@ -68,7 +68,7 @@ def known_answer(dev_examples, dev_features, albert_tokenizer, tmp_path_factory)
 
 def _evaluate(model, examples, features, batch_size=16, bucket=True):
     from albert_ixrt.evaluate import evaluate
-    from albert_ixrt.steps import make_runner
+    from albert_ixrt.loaders import make_runner
 
     with make_runner("torch", model, "fp32") as runner:
         return evaluate(runner, examples, features, batch_size=batch_size, bucket=bucket, progress=False,
@@ -186,24 +186,23 @@ def test_mlperf_ratio_verdict_both_ways(known_answer, dev_examples, dev_features
     assert not bad.passed and abs(bad.detail["ratio"] - 0.91 / 0.95) < 1e-3, bad.message
 
 
-@pytest.mark.slow   # ~12 CPU-s; run's judgement both ways in a second: tests/unit/test_mutation_pins.py
-def test_run_thresholds_step_judges_the_mlperf_ratio_both_ways(known_answer, dev_examples, dev_features):
-    """`albert-ixrt run`'s thresholds step: the w = 0.09 model meets the reference thresholds; with
-    itself as the fp32 reference the ratio passes, with the w = 0.05 model as reference (F1 4% higher)
-    the ratio fails and so does the step; a run that is the reference reports the ratio not applicable."""
-    from albert_ixrt.steps import judge_thresholds
+@pytest.mark.slow   # ~12 CPU-s; the same judgement on known scores in a second: tests/unit/test_mutation_pins.py
+def test_the_thresholds_judge_the_mlperf_ratio_both_ways(known_answer, dev_examples, dev_features):
+    """The session's thresholds on evaluated known-answer models: the w = 0.09 model meets the reference
+    thresholds; with itself as the fp32 reference the ratio passes, with the w = 0.05 model as reference
+    (F1 4% higher) the ratio fails; a subject that is the reference passes it by definition."""
+    from albert_ixrt.acceptance.checks import threshold_items
 
     model = known_answer(0.09)[3]
     under_test = _evaluate(model, dev_examples, dev_features)
     better = _evaluate(known_answer(0.05)[3], dev_examples, dev_features)
-    status, detail = judge_thresholds(under_test, model, False, lambda: under_test)
-    assert (status, detail["mlperf"]["status"], detail["below"]) == ("ok", "ok", {}), detail
-    status, detail = judge_thresholds(under_test, model, False, lambda: better)
-    assert (status, detail["mlperf"]["status"], detail["below"]) == ("failed", "failed", {}), detail
-    message = detail["mlperf"]["message"]
+    statuses = {i.name: i.status for i in threshold_items(under_test.scores, under_test.scores.f1)}
+    assert set(statuses.values()) == {"passed"}, statuses
+    items = {i.name: i for i in threshold_items(under_test.scores, better.scores.f1)}
+    assert items["official_f1_ratio"].status == "failed" and items["bytemlperf_f1"].status == "passed"
+    message = items["official_f1_ratio"].message
     assert message.startswith("FAIL: official F1") and "needs >= 0.99" in message, message
-    status, detail = judge_thresholds(under_test, model, False, None)
-    assert (status, detail["mlperf"]["status"]) == ("ok", "not applicable"), detail
+    assert {i.status for i in threshold_items(under_test.scores, None)} == {"passed"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -262,54 +261,53 @@ def _child_env():
     return env
 
 
+ACCURACY = "albert_ixrt/acceptance/test_accuracy.py"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("wrong,passes,extra", [(0.05, True, ["--precision", "bf16"]), (0.25, False, [])])
 def test_pytest_accuracy_gate_exit_code(wrong, passes, extra, known_answer, squad_path, tokenizer_path):
-    """`pytest -m accuracy --model MODEL.pt --strict-assets` on the acceptance threshold tests (the
-    known-answer model is the subject under test).  The passing model runs under
-    --precision bf16, so the MLPerf-style check (bf16 vs the torch fp32 reference) runs too; the
-    failing one with the plain command, where that check skips as the reference itself."""
+    """`pytest -m accuracy --model MODEL.pt` on the acceptance accuracy module (the known-answer model is
+    the subject under test).  The passing model runs under --precision bf16, so the MLPerf-style ratio
+    (bf16 vs the torch fp32 reference) is judged too; the failing one with the plain command."""
     path = known_answer(wrong)[0]
     cmd = [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "-p", "no:xdist", "-m", "accuracy",
-           "tests/accuracy/test_thresholds.py", "--model", str(path), "--squad", str(squad_path),
-           "--tokenizer", str(tokenizer_path), "--strict-assets", *extra]
+           ACCURACY, "--model", str(path), "--squad", str(squad_path), "--tokenizer", str(tokenizer_path), *extra]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=_child_env(), timeout=600)
     out = proc.stdout + proc.stderr
-    gate = "tests/accuracy/test_thresholds.py::test_reference_thresholds_bytemlperf_compatible"
-    mlperf = "tests/accuracy/test_thresholds.py::test_official_f1_within_one_percent_of_torch_fp32"
+    em, f1 = (f"{ACCURACY}::test_bytemlperf_exact_match[bytemlperf_exact_match]",
+              f"{ACCURACY}::test_bytemlperf_f1[bytemlperf_f1]")
+    mlperf = f"{ACCURACY}::test_official_f1_within_one_percent_of_torch_fp32[official_f1_ratio]"
     assert (proc.returncode == 0) is passes, out[-3000:]
     if passes:
-        assert f"PASSED {gate}" in out and f"PASSED {mlperf}" in out and "skipped" not in out, out[-3000:]
+        assert f"PASSED {em}" in out and f"PASSED {mlperf}" in out and "skipped" not in out, out[-3000:]
         assert "PASS: official F1" in out and "ratio 1.0000" in out, out[-3000:]
+        assert "NOT SIGNED OFF" in out and "a known-answer model: it proves the accuracy gate's verdict" in out
     else:
-        assert f"FAILED {gate}" in out and "1 failed, 1 skipped" in out, out[-3000:]
+        assert f"FAILED {em}" in out and f"FAILED {f1}" in out and "2 failed, 1 passed" in out, out[-3000:]
         assert "FAIL: ByteMLPerf-compatible EM" in out and "margin -" in out, out[-3000:]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("wrong,passes", [(0.05, True), (0.25, False)])
 def test_albert_ixrt_run_report(wrong, passes, known_answer, squad_path, tokenizer_path, tmp_path):
-    """The passing model runs at --precision bf16, so run's MLPerf-style ratio (against its own torch
-    fp32 evaluation) is judged too; the failing one is the fp32 reference itself (ratio not applicable)."""
+    """The passing model runs at --precision bf16, so the MLPerf-style ratio (against the torch fp32
+    evaluation) is judged too; the failing one is the fp32 reference itself (ratio 1 by definition)."""
     path = known_answer(wrong)[0]
     precision = "bf16" if passes else "fp32"
     cmd = [sys.executable, "-m", "albert_ixrt.cli", "run", "--model", str(path), "--squad", str(squad_path),
-           "--tokenizer", str(tokenizer_path), "--batch-size", "16", "--skip", "convert", "equivalence", "bench",
+           "--tokenizer", str(tokenizer_path), "--batch-size", "16", "--skip", "convert", "perf",
            "--precision", precision, "--out", str(tmp_path), "--quiet"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=_child_env(), timeout=600)
     out = proc.stdout + proc.stderr
     assert (proc.returncode == 0) is passes, out[-3000:]
     report = json.loads((tmp_path / "report.json").read_text())
     step = next(s for s in report["steps"] if s["name"] == "thresholds")
-    assert step["status"] == ("ok" if passes else "failed"), step
-    assert report["passed"] is passes and report["model"]["weights"] == "known-answer"
+    assert step["status"] == ("passed" if passes else "failed"), step
+    assert report["subject"]["weights"] == "known-answer"
+    assert report["verdict"]["status"] == ("NOT SIGNED OFF" if passes else "FAILED")
     md = (tmp_path / "report.md").read_text()
-    assert "known-answer model" in md and "real weights" not in md
-    assert ("FAILED" in md) is not passes, md
+    assert "known-answer" in md and "real weights" not in md
     assert ("PASS: ByteMLPerf-compatible" if passes else "FAIL: ByteMLPerf-compatible") in md, md
-    mlperf = step["detail"]["mlperf"]
-    if passes:
-        assert mlperf["status"] == "ok" and mlperf["ratio"] == 1.0, mlperf   # a table lookup: bf16 changes nothing
-        assert "MLPerf-style ratio: PASS: official F1" in md, md
-    else:
-        assert mlperf["status"] == "not applicable" and "MLPerf-style ratio: not applicable" in md, md
+    ratio = next(i for i in step["items"] if i["name"] == "official_f1_ratio")
+    assert ratio["status"] == "passed" and ratio["figures"]["ratio"] == 1.0, ratio   # bf16 changes nothing here

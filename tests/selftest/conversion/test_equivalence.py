@@ -55,8 +55,8 @@ def test_twin_stage_errors_within_its_precision(twin_equivalence, stage):
     tol = TOLERANCES[STAGE_PRECISION[stage]]
     for output in OUTPUT_NAMES:
         c = twin_equivalence.get(stage, output)
-        assert (c.atol, c.rtol) == (tol.atol, tol.rtol)
-        assert c.mismatched_elements == 0, c.failure_message()
+        assert (c.check.atol, c.check.rtol) == (tol.atol, tol.rtol)
+        assert c.check.mismatched == 0, c.failure_message()
         if STAGE_PRECISION[stage] == "fp32":
             assert c.worst_abs < tol.atol / 10, c.failure_message()
 
@@ -128,12 +128,12 @@ def test_a_broken_stage_fails_with_stage_output_and_location(tiny_model, tiny_co
     feeds = SquadFeeds(short_features[:8], 8, vocab_size=1000)
     result = compare_stages(tiny_model, {"broken": broken}, feeds, precisions={"broken": precision})
     assert not result.passed
-    for c in result.comparisons:  # Polygraphy's verdict and our own count agree
-        assert c.passed_elementwise == (c.mismatched_elements == 0)
+    for c in result.comparisons:  # the rule's verdict follows its own count
+        assert c.check.passed == (c.check.mismatched == 0)
     message = "\n".join(result.failures())
     assert "stage 'broken'" in message and f"({precision})" in message
     assert "worst absolute error" in message and "worst relative error" in message
-    assert "(feed 0, batch " in message and "position " in message
+    assert "(feed 0, row " in message and "position " in message
     assert any(name in message for name in OUTPUT_NAMES)
 
 

@@ -223,8 +223,9 @@ def test_run_report_names_the_first_layer_of_a_failing_stage(tmp_path, monkeypat
         return manifest
 
     monkeypatch.setattr(export, "convert", convert_with_fault)
+    monkeypatch.setattr("albert_ixrt.assets.CACHE_DIR", tmp_path / "cache")   # the fault never reaches the user cache
     out = tmp_path / "results"
-    rc = main(["run", "--profile", "tiny", "--out", str(out), "--skip", "bench", "--quiet"])
+    rc = main(["run", "--profile", "tiny", "--out", str(out), "--skip", "perf", "--quiet"])
     capsys.readouterr()
     assert rc == 1
     steps = {st["name"]: st for st in json.loads((out / "report.json").read_text())["steps"]}
