@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from albert_ixrt import trt_api
+from albert_ixrt.onnx_graph import make_model
 from albert_ixrt.trt_api import REMOVED_IN_11, USED_API, TrtApi
 from albert_ixrt.trt_bindings import RELEASES, BindingsUnavailable, dump_members, fixture_path, load_fixture
 from trt_fakes import LABELS, make_fake_trt, member_lists
@@ -287,7 +288,7 @@ def _weights_graph(path, dtypes):
 
     inits = [numpy_helper.from_array(np.ones((n,), dtype=d), f"w{i}") for i, (n, d) in enumerate(dtypes)]
     graph = helper.make_graph([], "g", [], [helper.make_tensor_value_info("w0", 1, None)], inits)
-    onnx.save(helper.make_model(graph), str(path))
+    onnx.save(make_model(graph, 17), str(path))
     return path
 
 
@@ -326,7 +327,7 @@ def _qa_graph(op="Identity", opset=17):
         nodes, "g", [helper.make_tensor_value_info(n, TensorProto.INT64, dims)
                      for n in ("input_ids", "attention_mask", "token_type_ids")],
         [helper.make_tensor_value_info(n, TensorProto.FLOAT, dims) for n in ("start_logits", "end_logits")])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    return make_model(graph, opset)
 
 
 @pytest.mark.parametrize("label, generation, ceiling", [("trt8", 8, 17), ("trt8-bindings", 8, 17),
