@@ -79,6 +79,23 @@ def live_members(request):
     return get
 
 
+def test_the_member_lists_cache_lives_under_the_package_cache_unless_named(tmp_path):
+    """$ALBERT_IXRT_CACHE (config.CACHE_DIR) holds trt-bindings/, as the README says, not ~/.cache regardless;
+    $ALBERT_IXRT_TRT_BINDINGS, more specific, still names a folder of its own."""
+    import sys
+
+    from child_env import child_env
+
+    root = Path(__file__).resolve().parents[2]
+    probe = ("import os; from albert_ixrt.trt_bindings import bindings_cache; print(bindings_cache()); "
+             f"os.environ['ALBERT_IXRT_TRT_BINDINGS'] = {str(tmp_path / 'own')!r}; print(bindings_cache())")
+    p = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+                       env=child_env(ALBERT_IXRT_CACHE=str(tmp_path / "cache"), ALBERT_IXRT_TRT_BINDINGS=None,
+                                     PYTHONPATH=str(root)))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == [str(tmp_path / "cache" / "trt-bindings"), str(tmp_path / "own")]
+
+
 def test_every_committed_member_list_is_one_the_fakes_use():
     """No stale or missing file in fixtures/tensorrt_api: exactly one member list per generation."""
     committed = sorted(p.name for p in fixture_path("trt8").parent.glob("*.json"))
