@@ -343,8 +343,8 @@ def throughput_figure(rows: list[ReportRow], notes=()):
     ref = reference_row()
     ax.scatter([ref.batch_size], [ref.sequences_per_s], marker="*", s=200, color="black",
                label=f"reference {REFERENCE_DEVICE} {REFERENCE_PRECISION.upper()}: {REFERENCE_QPS_BATCHES} batches/s "
-                     f"at batch {REFERENCE_BATCH_SIZE} = {ref.sequences_per_s:.0f} seq/s\n  (the seed README's "
-                     f"BatchSize 1 reading would be {REFERENCE_QPS_BATCHES} seq/s)")
+                     f"at batch {REFERENCE_BATCH_SIZE} = {ref.sequences_per_s:.0f} seq/s\n  (the DeepSparkInference "
+                     f"ALBERT README's BatchSize 1 reading would be {REFERENCE_QPS_BATCHES} seq/s)")
     if not series:
         ax.text(0.5, 0.5, textwrap.fill(empty_plot_reason(notes), 60), transform=ax.transAxes, ha="center",
                 va="center", fontsize=10, bbox={"boxstyle": "round", "facecolor": "#fff3cd", "edgecolor": "#c9a227"})
