@@ -60,14 +60,14 @@ REFERENCE_QPS_BATCHES = 50.99
 REFERENCE_BATCH_SIZE = 16
 REFERENCE_PRECISION = "fp16"
 REFERENCE_DEVICE = "Iluvatar MR-V100"
-#: How the reference row is read, and the other reading.  The seed README's table lists this row
-#: with BatchSize 1, while the table's first version and DeepSparkInference's benchmark script use
+#: How the reference row is read, and the other reading.  The DeepSparkInference ALBERT README's table
+#: lists this row with BatchSize 1, while the table's first version and DeepSparkInference's benchmark script use
 #: batch 16 with the same "QPS" 50.99; QPS there counts batches (trtexec-style).  Read as batch 16
 #: (50.99 batches/s = 815.8 sequences/s); read as batch 1 it would be 50.99 sequences/s, 16x less.
 REFERENCE_READING = (f"read as {REFERENCE_QPS_BATCHES} batches/s at batch {REFERENCE_BATCH_SIZE} "
                      f"(= {REFERENCE_QPS_BATCHES * REFERENCE_BATCH_SIZE:.0f} sequences/s), as in the table's first "
-                     f"version and the benchmark script; the seed README's table lists BatchSize 1 for the same "
-                     f"QPS {REFERENCE_QPS_BATCHES}, which would mean {REFERENCE_QPS_BATCHES} sequences/s")
+                     f"version and the benchmark script; the DeepSparkInference ALBERT README's table lists BatchSize 1 "
+                     f"for the same QPS {REFERENCE_QPS_BATCHES}, which would mean {REFERENCE_QPS_BATCHES} sequences/s")
 
 #: MLPerf Inference (BERT-99): an accelerated run keeps >= 99% of the fp32 reference F1.
 MLPERF_F1_RATIO = 0.99

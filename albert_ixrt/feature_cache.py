@@ -5,11 +5,17 @@ fixtures, the benchmarks).  A cache file holds ``squad.features.FeatureTable``: 
 distinct context's tokens and spans once, one flag per window token (about 8 MB for the SQuAD v1.1
 dev set, against ~100 MB of padded int64 rows), as a plain ``.npz`` (no pickle), written atomically.
 It is keyed by everything the features depend on: the SQuAD file's sha256, the tokenizer's sha256
-and case setting, the feature settings, and ``FEATURE_CODE_VERSION``; a change to any of them gives
-another key, so a stale file is never read.  A file that cannot be read is rebuilt with one warning.
+and case setting, the feature settings, and the sha256 of the code that reads SQuAD, tokenizes and
+builds and stores the features (``FEATURE_SOURCES``), with the versions of the libraries that code
+leans on (sentencepiece, Python's Unicode database); a change to any of them gives another key, so a
+stale file is never read, and a change to the feature code (a bug fixed, or one planted) is rebuilt
+without anyone having to remember to bump a number.  A file that cannot be read is rebuilt with one
+warning.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import warnings
 import zipfile
@@ -18,18 +24,46 @@ from typing import Sequence
 
 import numpy as np
 
+from . import tokenizer as _tokenizer
 from .config import DEFAULT_SQUAD, SquadSettings
 from .fileio import atomic_path, sha256_file, sha256_json
+from .squad import data as _data
+from .squad import features as _features
 from .squad.data import Example, load_squad
 from .squad.features import Feature, FeatureTable, build_feature_table, select_examples, to_features
 
-#: Bump whenever ``build_table`` could produce other features from the same inputs (tokenizer or
-#: feature code changes): every cache file made before then stops matching.
-FEATURE_CODE_VERSION = 1
+#: The source files whose code decides a SQuAD file's cached features: reading SQuAD (squad/data.py),
+#: tokenizing (tokenizer.py), the windows, gold spans and table (squad/features.py), and this module
+#: (the key, the stored form, the selection).  The cache key holds their sha256.
+FEATURE_SOURCES: tuple[Path, ...] = tuple(Path(m.__file__) for m in (_data, _tokenizer, _features)) + (
+    Path(__file__),)
 
 
 class FeatureCacheWarning(UserWarning):
     """A cache file could not be used (unreadable or inconsistent); it is rebuilt."""
+
+
+@functools.lru_cache(maxsize=None)
+def feature_libraries() -> dict[str, str]:
+    """The versions of what the tokenizer leans on: sentencepiece, and the Unicode database of
+    ``unicodedata`` (accent stripping, NFKD)."""
+    import unicodedata
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        spm = version("sentencepiece")
+    except PackageNotFoundError:
+        spm = "not installed"
+    return {"sentencepiece": spm, "unicodedata": unicodedata.unidata_version}
+
+
+@functools.lru_cache(maxsize=None)
+def feature_code_sha256(sources: tuple[Path, ...]) -> str:
+    """sha256 over the names and bytes of ``sources`` (read once per process and set of files)."""
+    h = hashlib.sha256()
+    for path in sources:
+        h.update(f"{path.name}\0{sha256_file(path)}\0".encode())
+    return h.hexdigest()
 
 
 def cache_dir() -> Path:
@@ -43,7 +77,8 @@ def cache_key(squad_path: str | Path, tokenizer, settings: SquadSettings) -> dic
     path = getattr(tokenizer, "path", None)
     if path is None or not Path(path).is_file():
         return None
-    return {"feature_code_version": FEATURE_CODE_VERSION, "squad_sha256": sha256_file(squad_path),
+    return {"feature_code_sha256": feature_code_sha256(FEATURE_SOURCES), "feature_libraries": dict(feature_libraries()),
+            "squad_sha256": sha256_file(squad_path),
             "tokenizer_sha256": sha256_file(path), "lower": bool(getattr(tokenizer, "lower", True)),
             "settings": dict(settings.__dict__)}
 

@@ -27,6 +27,8 @@ _PARTIAL_RE = re.compile(r"^\.(?P<name>.+)\.(?:(?P<host>[0-9a-f]{6})-(?P<pid>\d+
 
 
 def pid_alive(pid: int) -> bool:
+    """Does process ``pid`` exist on this host?  One that belongs to another user counts (signal 0 is then
+    refused with PermissionError): only ProcessLookupError means there is no such process."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+from collections.abc import Iterable
 from pathlib import Path
 
 from .errors import AssetMissingError, InputFileError
@@ -80,6 +81,24 @@ def graph_summary(model) -> dict:
     return {"node_count": len(model.graph.node), "op_histogram": op_histogram(model),
             "fused_ops": fused_op_counts(model), "initializers": len(model.graph.initializer),
             "initializer_bytes": initializer_bytes(model)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Building models by hand
+# ---------------------------------------------------------------------------------------------
+def make_model(graph, opset: int, *, extra_opsets: Iterable[tuple[str, int]] = ()):
+    """``onnx.helper.make_model`` with the opsets named and the IR version pinned to the lowest one that
+    carries them (``onnx.helper.find_min_ir_version_for``, from onnx's VERSION_TABLE).
+
+    Left alone, make_model writes the installed onnx's newest IR version (14 from onnx 1.23 on), which an
+    older onnxruntime or TensorRT parser refuses ("Unsupported model IR version") even though the graph
+    uses nothing newer than its opset.  onnxruntime publishes no constant for the newest IR it reads, so
+    the IR of the opset used is the choice every reader of that opset accepts."""
+    from onnx import helper
+
+    imports = [helper.make_opsetid("", opset), *(helper.make_opsetid(d, v) for d, v in extra_opsets)]
+    return helper.make_model(graph, opset_imports=imports,
+                             ir_version=helper.find_min_ir_version_for(imports, ignore_unknown=True))
 
 
 # ---------------------------------------------------------------------------------------------

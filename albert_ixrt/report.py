@@ -96,6 +96,17 @@ class Inputs:
     bench: list[tuple[Path, BenchReport]]
     metrics: list[tuple[Path, dict]]
     loadgen: list[tuple[Path, dict]] = field(default_factory=list)
+    root: Path | None = None          # the folder they were collected from
+
+    def relative(self, path: Path) -> Path:
+        """``path`` relative to the collected folder (as it is when it lies elsewhere)."""
+        try:
+            return path.relative_to(self.root) if self.root is not None else path
+        except ValueError:
+            return path
+
+    def sources(self) -> list[Path]:
+        return [p for p, _ in self.bench + self.metrics + self.loadgen]
 
 
 def _json_files(folder: Path) -> list[Path]:
@@ -132,7 +143,7 @@ def collect(folder: str | os.PathLike) -> Inputs:
             metrics.append((path, data))
         elif isinstance(data, dict) and data.get("schema") == LOADGEN_SCHEMA:
             loadgen.append((path, data))
-    return Inputs(bench, metrics, loadgen)
+    return Inputs(bench, metrics, loadgen, folder)
 
 
 # --------------------------------------------------------------------------------------------
@@ -204,12 +215,20 @@ def markdown_table(rows: list[ReportRow]) -> str:
     return "\n".join(lines)
 
 
-def official_scores_lines(inputs: Inputs) -> list[str]:
+def official_scores_lines(inputs: Inputs, shown_as: Path | None = None) -> list[str]:
+    """One line per evaluation, named by its folder relative to the results folder (the results folder's
+    own name, ``shown_as``'s when given, for one at its top)."""
     lines = []
+    shown = Path(shown_as) if shown_as is not None else inputs.root
     for path, m in inputs.metrics:
         s, runner = m["scores"], m.get("runner", {})
         weights = metrics_weights(m)
-        what = f"{runner.get('backend', '?')}/{runner.get('precision', '?')} ({path.parent.name or path})"
+        folder = inputs.relative(path).parent
+        if folder != Path("."):
+            where = folder.as_posix()
+        else:
+            where = (shown.name or str(shown)) if shown is not None else str(path)
+        what = f"{runner.get('backend', '?')}/{runner.get('precision', '?')} ({where})"
         if weights != "real":
             lines.append(f"- {what}: {weights} weights — scores not shown (they measure nothing about accuracy)")
         else:
@@ -239,7 +258,10 @@ def loadgen_lines(inputs: Inputs) -> list[str]:
     return lines
 
 
-def render_markdown(rows: list[ReportRow], inputs: Inputs, notes: list[str] | tuple[str, ...] = ()) -> str:
+def render_markdown(rows: list[ReportRow], inputs: Inputs, notes: list[str] | tuple[str, ...] = (),
+                    shown_as: str | os.PathLike | None = None) -> str:
+    """perf_report.md.  ``shown_as``: the folder to name for the collected one (default: that folder)."""
+    shown = Path(shown_as) if shown_as is not None else inputs.root
     machines = {(rep.environment.get("cpu"), rep.environment.get("gpu")) for _, rep in inputs.bench}
     random_rows = any(r.weights == "random" for r in rows)
     parts = [
@@ -263,13 +285,13 @@ def render_markdown(rows: list[ReportRow], inputs: Inputs, notes: list[str] | tu
     if random_rows:
         parts += ["Rows marked [random weights] measure speed only: a random-weight model has no accuracy, so its "
                   f"Exact Match / F1 read \"{NO_ACCURACY}\".", ""]
-    official = official_scores_lines(inputs)
+    official = official_scores_lines(inputs, shown)
     if official:
         parts += ["## Evaluations found", "", *official, ""]
     if inputs.loadgen:
         parts += ["## MLPerf LoadGen runs", "", *loadgen_lines(inputs), ""]
-    parts += ["## Sources", "", *[f"- `{p}`" for p, _ in inputs.bench], *[f"- `{p}`" for p, _ in inputs.metrics],
-              *[f"- `{p}`" for p, _ in inputs.loadgen], ""]
+    parts += ["## Sources", "", *([f"In `{shown}`:", ""] if shown is not None else []),
+              *[f"- `{inputs.relative(p).as_posix()}`" for p in inputs.sources()], ""]
     if len(machines) > 1:
         parts += ["Note: these runs come from different machines; compare rows of one machine only.", ""]
     parts += [f"![throughput vs batch size]({PLOT_PNG})", ""]
@@ -343,8 +365,8 @@ def throughput_figure(rows: list[ReportRow], notes=()):
     ref = reference_row()
     ax.scatter([ref.batch_size], [ref.sequences_per_s], marker="*", s=200, color="black",
                label=f"reference {REFERENCE_DEVICE} {REFERENCE_PRECISION.upper()}: {REFERENCE_QPS_BATCHES} batches/s "
-                     f"at batch {REFERENCE_BATCH_SIZE} = {ref.sequences_per_s:.0f} seq/s\n  (the seed README's "
-                     f"BatchSize 1 reading would be {REFERENCE_QPS_BATCHES} seq/s)")
+                     f"at batch {REFERENCE_BATCH_SIZE} = {ref.sequences_per_s:.0f} seq/s\n  (the DeepSparkInference "
+                     f"ALBERT README's BatchSize 1 reading would be {REFERENCE_QPS_BATCHES} seq/s)")
     if not series:
         ax.text(0.5, 0.5, textwrap.fill(empty_plot_reason(notes), 60), transform=ax.transAxes, ha="center",
                 va="center", fontsize=10, bbox={"boxstyle": "round", "facecolor": "#fff3cd", "edgecolor": "#c9a227"})
@@ -381,19 +403,25 @@ def plot_throughput(rows: list[ReportRow], dest: Path, notes=()) -> Path:
 
 
 def write_report(folder: str | os.PathLike, out_dir: str | os.PathLike | None = None,
-                 notes: list[str] | tuple[str, ...] = ()) -> dict[str, Path]:
+                 notes: list[str] | tuple[str, ...] = (), *,
+                 shown_as: str | os.PathLike | None = None) -> dict[str, Path]:
     """Collect ``folder`` and write the three report files into ``out_dir`` (default: ``folder``);
-    ``notes`` (e.g. why this run has no throughput rows) are shown under the table."""
+    ``notes`` (e.g. why this run has no throughput rows) are shown under the table.
+
+    The reports name their sources relative to ``folder``, which they call ``shown_as`` (default: ``folder``
+    itself): a run that writes into a staging folder, renamed to its --out at the end, passes that --out, so
+    nothing names the staging folder, which is gone by the time anyone reads the report."""
     inputs = collect(folder)
     if not inputs.bench and not inputs.metrics and not inputs.loadgen:
         raise AssetMissingError(f"no benchmark reports (albert-ixrt bench --json) or metrics.json under {folder}")
     out = Path(out_dir or folder)
     rows = rows_for(inputs)
-    md = write_text_atomic(out / REPORT_MD, render_markdown(rows, inputs, notes))
+    shown = Path(shown_as) if shown_as is not None else Path(folder)
+    md = write_text_atomic(out / REPORT_MD, render_markdown(rows, inputs, notes, shown))
     js = write_json_atomic(out / REPORT_JSON, {
         "schema": "albert-ixrt/report/1", "qps_definition": "batches per second (one query = one batch)",
         "accuracy_metric": "ByteMLPerf-compatible exact match / F1",
         "rows": [asdict(r) for r in rows], "notes": list(notes), "loadgen": [d for _, d in inputs.loadgen],
-        "sources": [str(p) for p, _ in inputs.bench + inputs.metrics + inputs.loadgen]})
+        "sources": [str(shown / inputs.relative(p)) for p in inputs.sources()]})
     png = plot_throughput(rows, out / PLOT_PNG, notes)
     return {"markdown": md, "json": js, "plot": png}

@@ -35,9 +35,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-#: Where the downloaded wheels, unpacked modules and stand-in libraries are kept between runs.
-BINDINGS_CACHE = Path(os.environ.get("ALBERT_IXRT_TRT_BINDINGS",
-                                     Path.home() / ".cache" / "albert_ixrt" / "trt-bindings"))
+#: Names a folder of its own for the downloaded wheels, unpacked modules and stand-in libraries.
+BINDINGS_ENV = "ALBERT_IXRT_TRT_BINDINGS"
 #: The committed member lists (one JSON per version), relative to the repository root.
 FIXTURE_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "tensorrt_api"
 
@@ -82,8 +81,20 @@ class BindingsUnavailable(RuntimeError):
     """The wheel could not be fetched or imported here (offline, no gcc, another Python)."""
 
 
-def fetch_wheel(release: BindingsRelease, cache: Path = BINDINGS_CACHE) -> Path:
-    """The unpacked wheel folder (holding ``tensorrt_bindings/``), downloading it once."""
+def bindings_cache() -> Path:
+    """Where the downloaded wheels, unpacked modules and stand-in libraries are kept between runs:
+    ``$ALBERT_IXRT_TRT_BINDINGS``, else ``trt-bindings/`` in the package's cache folder (config.CACHE_DIR:
+    ``$ALBERT_IXRT_CACHE``, by default ~/.cache/albert_ixrt)."""
+    from . import config
+
+    override = os.environ.get(BINDINGS_ENV)
+    return Path(override) if override else Path(config.CACHE_DIR) / "trt-bindings"
+
+
+def fetch_wheel(release: BindingsRelease, cache: Path | None = None) -> Path:
+    """The unpacked wheel folder (holding ``tensorrt_bindings/``), downloading it once (``cache``:
+    default ``bindings_cache()``)."""
+    cache = cache or bindings_cache()
     unpacked = cache / f"{release.label}-{release.version}"
     if (unpacked / "tensorrt_bindings" / "tensorrt.so").is_file():
         return unpacked
@@ -116,8 +127,9 @@ def fetch_wheel(release: BindingsRelease, cache: Path = BINDINGS_CACHE) -> Path:
     return unpacked
 
 
-def build_stand_ins(release: BindingsRelease, cache: Path = BINDINGS_CACHE) -> Path:
+def build_stand_ins(release: BindingsRelease, cache: Path | None = None) -> Path:
     """A folder with abort()-only libraries of the sonames ``release`` needs (compiled once)."""
+    cache = cache or bindings_cache()
     out = cache / f"stand-ins-{release.label}"
     if all((out / soname).is_file() for soname in release.sonames):
         return out
@@ -182,7 +194,8 @@ print(json.dumps(out))
 """
 
 
-def dump_members(release: BindingsRelease, used: list[str] | None = None, cache: Path = BINDINGS_CACHE) -> tuple[dict, float]:
+def dump_members(release: BindingsRelease, used: list[str] | None = None,
+                 cache: Path | None = None) -> tuple[dict, float]:
     """(member lists, seconds): the member lists of the real module (fetched and imported in a subprocess).  Adds
     ``fetch_import_seconds``: wall time of fetch (0 when cached) + stand-ins + import + dump."""
     if used is None:
@@ -190,6 +203,7 @@ def dump_members(release: BindingsRelease, used: list[str] | None = None, cache:
 
         used = sorted(USED_API)
     t0 = time.perf_counter()
+    cache = cache or bindings_cache()
     module_dir = fetch_wheel(release, cache)
     libs = build_stand_ins(release, cache)
     env = {**os.environ, "LD_LIBRARY_PATH": os.pathsep.join(filter(None, [str(libs),

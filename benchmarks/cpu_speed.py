@@ -38,6 +38,7 @@ from albert_ixrt.config import CPU_FP32_OF_MATMUL_MIN as TARGET_FP32_OF_MATMUL  
 from albert_ixrt.config import CPU_REDUCED_SPEEDUP_MIN as TARGET_SPEEDUP  # noqa: E402
 from albert_ixrt.config import GFLOP_PER_SEQUENCE_384  # noqa: E402
 from albert_ixrt.fileio import write_json_atomic  # noqa: E402
+from albert_ixrt.onnx_graph import make_model  # noqa: E402
 
 BATCH, SEQ = 1, 384
 
@@ -130,8 +131,8 @@ def matmul_samplers(n: int) -> dict[str, Callable[[], None]]:
     graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "matmul", spec[:2], spec[2:])
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = torch.get_num_threads()
-    session = ort.InferenceSession(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-                                   .SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(make_model(graph, 17).SerializeToString(), opts,
+                                   providers=["CPUExecutionProvider"])
     return {"torch.mm": lambda: torch.mm(ta, tb), "onnxruntime MatMul": lambda: session.run(None, {"a": a, "b": b})}
 
 

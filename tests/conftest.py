@@ -1,16 +1,23 @@
 """Fixtures of the suite's self-tests and unit tests (tests/selftest, tests/unit): the tiny and twin
 models, the real dev set and tokenizer.  The options, markers and the subject under test live in
 the package's pytest plugin (albert_ixrt/pytest_plugin.py); the acceptance modules use its
-``albert_*`` fixtures.  No logic of its own: asset lookup lives in albert_ixrt.assets.
+``albert_*`` fixtures.  No logic of its own: asset lookup lives in albert_ixrt.assets.  The tests' own
+helpers in tests/support (``child_env``, ``trt_standin``) are importable from every test module.
 """
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
 from albert_ixrt import assets
 from albert_ixrt.pytest_plugin import option, skip_or_fail
+
+SUPPORT = str(Path(__file__).resolve().parent / "support")
+if SUPPORT not in sys.path:
+    sys.path.insert(0, SUPPORT)
 
 
 @pytest.fixture(scope="session")

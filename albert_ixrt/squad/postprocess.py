@@ -6,6 +6,10 @@ is at most ``max_answer_length`` tokens; the best-scoring span (start + end logi
 example's features wins.  The text comes straight from the original context through the tokens'
 character spans, so nothing is lost to re-tokenization (the reference joins whole words and
 re-aligns WordPiece text, which costs ALBERT about 1 EM point).
+
+A NaN logit is no logit: it ranks below every finite one, and its position never starts or ends an
+answer (a feature whose logits are all NaN gives no answer, "").  The reference leaves NaN undefined:
+its sort by score, given a NaN, misorders the finite scores too.
 """
 from __future__ import annotations
 
@@ -34,19 +38,20 @@ class Candidate:
 
 
 def top_indices(logits: np.ndarray, n: int) -> list[int]:
-    """Indices of the ``n`` largest values, largest first (stable for ties: lower index first)."""
+    """Indices of the ``n`` largest values, largest first (stable for ties: lower index first; NaN last)."""
     order = np.argsort(-np.asarray(logits, dtype=np.float64), kind="stable")
     return [int(i) for i in order[:n]]
 
 
 def feature_candidates(feature: Feature, start_logits: np.ndarray, end_logits: np.ndarray,
                        settings: SquadSettings, feature_index: int = 0) -> list[Candidate]:
-    """Valid spans of one feature (not yet de-duplicated, not sorted)."""
+    """Valid spans of one feature (not yet de-duplicated, not sorted); no NaN logit starts or ends one."""
     out = []
     starts = top_indices(start_logits[: feature.length], settings.n_best_size)
-    ends = top_indices(end_logits[: feature.length], settings.n_best_size)
+    ends = [e for e in top_indices(end_logits[: feature.length], settings.n_best_size) if not np.isnan(end_logits[e])]
     for s in starts:
-        if s not in feature.token_spans or not feature.token_is_max_context.get(s, False):
+        if (s not in feature.token_spans or not feature.token_is_max_context.get(s, False)
+                or np.isnan(start_logits[s])):
             continue
         for e in ends:
             if e not in feature.token_spans or e < s or e - s + 1 > settings.max_answer_length:
@@ -98,18 +103,22 @@ def predictions_from_logits(examples: Sequence[Example], features: Sequence[Feat
     sort puts first for this start), the best valid start of each feature (in the context and in
     its max-context window), then the best feature of each example.  Ties go where the reference's
     stable sort puts them: the earlier feature, the better-ranked start, then end.  Python touches
-    only the winners' text.  (A NaN logit counts as -inf here.)
+    only the winners' text.  A NaN logit ranks with -inf and never starts or ends an answer.
     """
     predictions = {ex.qid: "" for ex in examples}
     n = len(features)
     if n == 0:
         return predictions
-    start, end, limit = _stack_logits(features, [logits[i] for i in range(n)])
+    start, end, limit, nan = _stack_logits(features, [logits[i] for i in range(n)])
     k = min(settings.n_best_size, start.shape[1])
     s_idx, e_idx = top_k(start, k), top_k(end, k)
     s_ok, e_ok = _valid_starts_ends(features, s_idx, e_idx)
     s_ok &= s_idx < limit[:, None]                                 # padding, or past a short row's end
     e_ok &= e_idx < limit[:, None]
+    if nan is not None:                                            # a NaN logit is no logit
+        rows = np.arange(n)[:, None]
+        s_ok &= ~nan[0][rows, s_idx]
+        e_ok &= ~nan[1][rows, e_idx]
     # [features, start rank, end rank]: may this end close a span from this start?
     span = e_idx[:, None, :].astype(np.int16) - s_idx[:, :, None].astype(np.int16)
     fits = (span.view(np.uint16) < settings.max_answer_length) & e_ok[:, None, :]   # 0 <= end - start < max
@@ -162,8 +171,10 @@ def _few_distinct(values: np.ndarray) -> bool:
 
 def _stack_logits(features: Sequence[Feature], logits: Sequence[tuple[np.ndarray, np.ndarray]]):
     """[features, width] start and end logits, -inf where the n-best may not look: at and past the
-    feature's length (padding) or the row's end, and that limit per feature.  float32 when the
-    logits are float32 or narrower (exact, and half the memory traffic of float64), else float64."""
+    feature's length (padding) or the row's end, and where the logit is NaN; that limit per feature; and
+    where the start and end logits were NaN ([features, width] bool each), or None when none was.
+    float32 when the logits are float32 or narrower (exact, and half the memory traffic of float64),
+    else float64."""
     n = len(features)
     lengths = [min(len(s), len(e)) for s, e in logits]
     width = max(lengths)
@@ -180,9 +191,10 @@ def _stack_logits(features: Sequence[Feature], logits: Sequence[tuple[np.ndarray
             end[i, :len(e)] = e[:width]
     limit = np.minimum(np.fromiter((f.length for f in features), dtype=np.int64, count=n), lengths)
     outside = np.arange(width)[None, :] >= limit[:, None]
-    for a in (start, end):
-        a[outside | np.isnan(a)] = -np.inf
-    return start, end, limit
+    nan = (np.isnan(start), np.isnan(end))
+    for a, a_nan in zip((start, end), nan):
+        a[outside | a_nan] = -np.inf
+    return start, end, limit, (nan if nan[0].any() or nan[1].any() else None)
 
 
 def _valid_starts_ends(features: Sequence[Feature], s_idx: np.ndarray,

@@ -1,6 +1,5 @@
 """The command-line contract other checks depend on."""
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from albert_ixrt.cli import main
+from child_env import child_env
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
@@ -41,7 +41,7 @@ def test_evaluate_on_the_shape_twin_writes_labelled_files(twin_config_path, squa
 
 
 def test_errors_are_one_line_without_traceback(tmp_path):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env = child_env(HF_HUB_OFFLINE="1")
     cases = [
         (["score", "--squad", str(tmp_path / "missing.json"), "--predictions", "x"], "missing.json: file not found"),
         (["evaluate", "--model", "/nope/config.json", "--out", str(tmp_path)], "model config not found"),
@@ -87,7 +87,7 @@ def test_a_v1_fixture_of_the_same_shape_is_accepted(tmp_path, tokenizer_path, ca
 @pytest.mark.slow
 def test_run_tiny_profile_end_to_end(tmp_path):
     p = subprocess.run([sys.executable, "-m", "albert_ixrt.cli", "run", "--profile", "tiny", "--out", str(tmp_path),
-                        "--quiet"], capture_output=True, text=True, timeout=120)
+                        "--quiet"], capture_output=True, text=True, timeout=120, env=child_env())
     assert p.returncode == 0, p.stderr
     assert "self-test" in p.stdout and "official SQuAD v1.1" in p.stdout
     assert p.stdout.rstrip().splitlines()[-2].startswith("NOT SIGNED OFF: the built-in tiny self-test model")

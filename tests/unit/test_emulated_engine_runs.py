@@ -8,7 +8,6 @@ published, no default-stream warning; and ``layerwise`` through the same engine 
 from __future__ import annotations
 
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from child_env import child_env
 from trt_fakes import CLI_GENERATIONS, DEFAULT_STREAM_WARNING, GENERATIONS
 
 pytestmark = pytest.mark.slow
@@ -29,7 +29,7 @@ RUN_CPU_BUDGET_S = 30.0
 
 def _cli(gen: str, args: list[str], cache: Path) -> tuple[subprocess.CompletedProcess, float, float]:
     """(process, wall seconds, CPU seconds) of one CLI command under the stand-in of ``gen``."""
-    env = {**os.environ, "ALBERT_IXRT_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+    env = child_env(ALBERT_IXRT_CACHE=str(cache), HF_HUB_OFFLINE="1")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, str(WRAPPER), gen, "--", sys.executable, "-m", "albert_ixrt.cli", *args],
@@ -40,11 +40,12 @@ def _cli(gen: str, args: list[str], cache: Path) -> tuple[subprocess.CompletedPr
 
 
 def test_the_wrapper_refuses_an_unknown_generation():
-    proc = subprocess.run([sys.executable, str(WRAPPER), "9.9", "--", "true"], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, str(WRAPPER), "9.9", "--", "true"], capture_output=True, text=True,
+                          env=child_env())
     assert proc.returncode == 2 and "usage: emulated-tensorrt GEN" in proc.stderr
     proc = subprocess.run([sys.executable, str(WRAPPER), "11.4", "--", sys.executable, "-c",
                            "import tensorrt, sys; print(tensorrt.__emulated__); sys.exit(3)"],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, env=child_env())
     assert proc.returncode == 3 and proc.stdout.strip() == "emulated TensorRT 11.4.0.106 (onnxruntime)"
 
 

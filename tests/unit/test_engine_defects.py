@@ -24,6 +24,7 @@ import pytest
 from albert_ixrt.config import TOLERANCES
 from albert_ixrt.engine import EngineCache, ShapeOutsideProfile, ShapeProfile, TrtLibrary, engine_key
 from albert_ixrt.errors import AlbertIxrtError
+from albert_ixrt.onnx_graph import make_model
 from trt_fakes import DEFAULT_STREAM_WARNING, make_fake_trt, qa_onnx, qa_reference
 
 
@@ -113,7 +114,7 @@ def _matmul_onnx(path):
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", "k"])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 768])],
                               [numpy_helper.from_array(w, "w")])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    onnx.save(make_model(graph, 17), str(path))
     return path, w
 
 

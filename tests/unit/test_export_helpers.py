@@ -6,7 +6,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from albert_ixrt import export, onnx_graph
 from albert_ixrt.export import Stage, cache_key, stage_table
-from albert_ixrt.onnx_graph import dedupe_initializers, op_histogram
+from albert_ixrt.onnx_graph import dedupe_initializers, make_model, op_histogram
 
 
 def model_with_copies():
@@ -18,7 +18,7 @@ def model_with_copies():
              helper.make_node("Sum", ["a", "b", "c"], ["y"], domain="")]
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])], initializer=inits)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return make_model(graph, 17)
 
 
 def test_dedupe_shares_identical_initializers_and_rewires_nodes():
@@ -77,3 +77,25 @@ def test_drop_duplicate_nodes_keeps_ssa_form():
     assert [n.output[0] for n in model.graph.node if n.op_type == "Cast"] == ["y32", "y16"]
     assert [vi.name for vi in model.graph.value_info] == ["y32"]
     assert drop_duplicate_nodes(model) == 0
+
+
+def test_hand_built_models_carry_the_ir_version_of_their_opset_not_the_newest():
+    """onnx's own make_model writes its newest IR version (14 from onnx 1.23 on), which onnxruntime 1.31
+    refuses; make_model writes the lowest IR that carries the opsets used (8 for opset 17), and the
+    fixtures' QA graph (trt_fakes.qa_onnx) is built with it."""
+    assert make_model(model_with_copies().graph, 17).ir_version == 8
+    assert make_model(model_with_copies().graph, 17, extra_opsets=[("com.microsoft", 1)]).ir_version == 8
+    assert make_model(model_with_copies().graph, 21).ir_version == helper.find_min_ir_version_for(
+        [helper.make_opsetid("", 21)]) == 10
+
+
+def test_the_fixtures_qa_graph_loads_in_onnxruntime_with_its_opsets_ir(tmp_path):
+    import onnx
+    import onnxruntime as ort
+
+    from trt_fakes import qa_onnx
+
+    path = qa_onnx(tmp_path / "qa.onnx", np.float32)
+    assert onnx.load(str(path)).ir_version == 8
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["start_logits", "end_logits"]

@@ -2,6 +2,7 @@
 features, any change of key rebuilds, a damaged file is rebuilt with one warning."""
 import shutil
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -56,7 +57,7 @@ def test_a_hit_gives_the_built_features_without_building(tmp_path, tok, examples
     assert fields(again) == fields(first) == fields(build_features(examples, tok))
 
 
-@pytest.mark.parametrize("change", ["settings", "code version", "tokenizer", "squad file"])
+@pytest.mark.parametrize("change", ["settings", "feature code", "sentencepiece", "tokenizer", "squad file"])
 def test_a_changed_key_part_rebuilds_and_an_unchanged_one_does_not(tmp_path, tok, examples, builds, monkeypatch,
                                                                    change):
     squad = tmp_path / "squad.json"
@@ -68,8 +69,16 @@ def test_a_changed_key_part_rebuilds_and_an_unchanged_one_does_not(tmp_path, tok
     settings = DEFAULT_SQUAD
     if change == "settings":
         settings = SquadSettings(doc_stride=64)
-    elif change == "code version":
-        monkeypatch.setattr(feature_cache, "FEATURE_CODE_VERSION", feature_cache.FEATURE_CODE_VERSION + 1)
+    elif change == "feature code":                           # a bug planted in features.py: another key
+        source = Path(features_mod.__file__).read_text()
+        assert "g1 < start + length" in source
+        planted = tmp_path / "features.py"
+        planted.write_text(source.replace("g1 < start + length", "g0 < start + length"))
+        monkeypatch.setattr(feature_cache, "FEATURE_SOURCES", tuple(
+            planted if p.name == "features.py" else p for p in feature_cache.FEATURE_SOURCES))
+    elif change == "sentencepiece":                          # another release may cut words otherwise
+        libraries = {**feature_cache.feature_libraries(), "sentencepiece": "0.0.planted"}
+        monkeypatch.setattr(feature_cache, "feature_libraries", lambda: libraries)
     elif change == "tokenizer":
         spiece = tmp_path / "spiece.model"
         shutil.copy(tok.path, spiece)
@@ -144,7 +153,8 @@ def test_an_unwritable_cache_costs_a_warning_not_the_features(tmp_path, tok, exa
 
 def test_the_key_names_every_input(tok):
     key = cache_key(squad_sample_path(), tok, DEFAULT_SQUAD)
-    assert set(key) == {"feature_code_version", "squad_sha256", "tokenizer_sha256", "lower", "settings"}
+    assert set(key) == {"feature_code_sha256", "feature_libraries", "squad_sha256", "tokenizer_sha256", "lower",
+                        "settings"}
     assert cache_path(key).parent == feature_cache.cache_dir()
     assert cache_path(key) != cache_path({**key, "lower": not key["lower"]})
 
@@ -160,3 +170,16 @@ def test_workers_give_the_same_features(tok, examples, monkeypatch):
     monkeypatch.setattr(features_mod, "MIN_EXAMPLES_PER_WORKER", 1)
     spread = [e for e in examples for _ in range(3)]          # several chunks, contexts repeated
     assert fields(build_features(spread, tok, workers=2)) == fields(build_features(spread, tok))
+
+
+def test_the_key_covers_the_code_that_builds_the_features_and_is_computed_once(monkeypatch):
+    """The sources hashed are the modules the cache calls to read SQuAD, tokenize and build the table,
+    and the cache itself; the hash is read once per process (no file is read again for a second key)."""
+    from albert_ixrt import tokenizer as tokenizer_mod
+    from albert_ixrt.squad import data as data_mod
+
+    expected = {Path(m.__file__).resolve() for m in (data_mod, tokenizer_mod, features_mod, feature_cache)}
+    assert {p.resolve() for p in feature_cache.FEATURE_SOURCES} == expected
+    first = feature_cache.feature_code_sha256(feature_cache.FEATURE_SOURCES)
+    monkeypatch.setattr(feature_cache, "sha256_file", lambda path: pytest.fail(f"{path} read again"))
+    assert feature_cache.feature_code_sha256(feature_cache.FEATURE_SOURCES) == first

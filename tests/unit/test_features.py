@@ -134,3 +134,34 @@ def test_overlong_context_stays_fast(albert_tokenizer):
     feats = build_features([Example("q", "Which word?", context, ())], albert_tokenizer)
     assert time.perf_counter() - t < 30
     assert len(feats) == 1 + math.ceil((30000 - (384 - 3 - len(albert_tokenizer.encode("Which word?")))) / 128)
+
+
+@pytest.mark.parametrize("overhang", ["end past the window", "start before the window"])
+def test_a_gold_span_cut_by_a_window_is_not_a_position_of_that_window(albert_tokenizer, overhang):
+    """A window records the gold start/end only when it holds the whole span: an answer that starts
+    on the last tokens of window 0 and ends past it (or one that starts before window 1 and ends
+    inside it) is no training position there; the windows that hold all of it record it exactly."""
+    settings = SquadSettings(max_seq_length=32, doc_stride=8)
+    q = "Which?"
+    max_tokens = 32 - len(albert_tokenizer.encode(q)) - 3
+    words = [f"a{i}" for i in range(60)]
+    context = " ".join(words)
+    ctx = tokenize_context(context, albert_tokenizer)
+    windows = doc_windows(len(ctx.ids), max_tokens, settings.doc_stride)
+    cut_at = windows[0][1] if overhang == "end past the window" else windows[1][0]   # first token outside / inside
+    first_word = ctx.token_to_word[cut_at - 1]
+    last_word = ctx.token_to_word[cut_at] + 1
+    answer = " ".join(words[first_word:last_word + 1])
+    ex = Example("q", q, context, (Answer(answer, ctx.word_starts[first_word]),))
+    feats = build_features([ex], albert_tokenizer, settings)
+    g0, g1 = ctx.token_to_word.index(first_word), len(ctx.token_to_word) - 1 - ctx.token_to_word[::-1].index(last_word)
+    cut = 0 if overhang == "end past the window" else 1
+    start, length = windows[cut]
+    assert (start <= g0 < start + length) != (start <= g1 < start + length)     # the span straddles the edge
+    assert feats[cut].start_position is None and feats[cut].end_position is None
+    holding = [wi for wi, (s, n) in enumerate(windows) if s <= g0 and g1 < s + n]
+    assert holding and all(feats[wi].start_position is not None for wi in holding)
+    assert [wi for wi, f in enumerate(feats) if f.start_position is not None] == holding
+    for wi in holding:
+        f = feats[wi]
+        assert context[f.token_spans[f.start_position][0]:f.token_spans[f.end_position][1]] == answer

@@ -172,3 +172,42 @@ def test_run_sweeps_its_output_folder_before_any_work(tmp_path, monkeypatch):
         pipeline.run_acceptance(Options(out=str(tmp_path), quiet=True, skip=("convert", "perf")))
     assert seen == [False]               # swept before the first writing step started
     assert not stale.exists()
+
+
+@pytest.mark.parametrize("raised, alive", [(None, True), (PermissionError, True), (ProcessLookupError, False)])
+def test_a_process_of_another_user_counts_as_alive(monkeypatch, raised, alive):
+    """os.kill(pid, 0) on a process that exists but belongs to another user raises PermissionError: it is
+    alive (its partial files are not swept); only ProcessLookupError means no such process."""
+    def kill(pid, sig):
+        assert sig == 0
+        if raised is not None:
+            raise raised(1, "stand-in")
+
+    monkeypatch.setattr(fileio.os, "kill", kill)
+    assert fileio.pid_alive(4242) is alive
+
+
+def test_a_live_process_of_another_user_is_alive_for_real():
+    """Not root: init (pid 1) belongs to root.  Root may signal anyone, so there a forked child drops to
+    uid 65534 and asks about this (root's) process."""
+    if os.geteuid() != 0:
+        assert fileio.pid_alive(1) is True
+        return
+    parent = os.getpid()
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:                                   # the child: never returns into pytest
+        answer = b"?"
+        try:
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            answer = b"1" if fileio.pid_alive(parent) else b"0"
+        finally:
+            os.write(write_end, answer)
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as fh:
+        answer = fh.read()
+    os.waitpid(child, 0)
+    assert answer == b"1"

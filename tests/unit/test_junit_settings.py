@@ -8,6 +8,8 @@ import tomllib
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from child_env import child_env
+
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
 
@@ -22,7 +24,7 @@ def _run_probe(tmp_path: Path, family: str) -> tuple[subprocess.CompletedProcess
     (tmp_path / "pytest.ini").write_text(f"[pytest]\naddopts = {SETTINGS['addopts']}\njunit_family = {family}\n")
     p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
                         "-p", "no:randomly", "test_probe.py"], cwd=tmp_path, capture_output=True, text=True,
-                       timeout=120)
+                       timeout=120, env=child_env())
     return p, tmp_path / "reports" / "junit.xml"
 
 

@@ -13,6 +13,7 @@ from albert_ixrt.layerwise import (LayerRow, LayerwiseResult, compare_row, first
                                    layer_tolerance, locate_boundaries, row_names)
 from albert_ixrt.compare import ElementCheck
 from albert_ixrt.model import LoadedModel
+from albert_ixrt.onnx_graph import make_model
 
 TOL = Tolerance(atol=1e-2, rtol=1e-2, reason="test")
 
@@ -29,7 +30,7 @@ def norm_chain(ops):
     vi = helper.make_tensor_value_info
     graph = helper.make_graph(nodes, "g", [vi("x", TensorProto.FLOAT, None)],
                               [vi("start_logits", TensorProto.FLOAT, None), vi("end_logits", TensorProto.FLOAT, None)])
-    return helper.make_model(graph)
+    return make_model(graph, 17)
 
 
 @pytest.mark.parametrize("ops", [

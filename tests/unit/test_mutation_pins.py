@@ -10,6 +10,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from albert_ixrt.cli import build_parser
+from albert_ixrt.onnx_graph import make_model
 
 
 # --- the fp16-share boundary ------------------------------------------------------------------
@@ -17,7 +18,7 @@ def _weights_graph(path, fp16: int, fp32: int):
     inits = [numpy_helper.from_array(np.ones((fp16,), np.float16), "half"),
              numpy_helper.from_array(np.ones((fp32,), np.float32), "full")]
     graph = helper.make_graph([], "g", [], [helper.make_tensor_value_info("full", TensorProto.FLOAT, None)], inits)
-    onnx.save(helper.make_model(graph), str(path))
+    onnx.save(make_model(graph, 17), str(path))
     return path
 
 
@@ -65,7 +66,7 @@ def _dropout_graph(training: str | None, initializers=(), extra_inputs=()):
              helper.make_node("Identity", ["f"], ["end_logits"])]
     inits = [numpy_helper.from_array(np.array(0.1, np.float32), "ratio"), *initializers]
     graph = helper.make_graph(nodes, "g", inputs, outputs, initializer=inits)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return make_model(graph, 17)
 
 
 def _dropout_problems(model) -> list[str]:

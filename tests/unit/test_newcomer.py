@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from albert_ixrt.cli import main
+from child_env import child_env
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 MINIMAL = FIXTURES / "squad" / "minimal_v1.1.json"   # one question, id "q1", gold "Some"
@@ -34,10 +35,10 @@ def test_version_option_prints_the_package_version(capsys):
 
 def test_python_dash_m_albert_ixrt_is_the_command_line():
     p = subprocess.run([sys.executable, "-m", "albert_ixrt", "--version"], capture_output=True, text=True,
-                       timeout=60)
+                       timeout=60, env=child_env())
     assert p.returncode == 0 and p.stdout.startswith("albert-ixrt "), p.stderr
     p = subprocess.run([sys.executable, "-m", "albert_ixrt", "frobnicate"], capture_output=True, text=True,
-                       timeout=60)
+                       timeout=60, env=child_env())
     assert p.returncode == 2 and "invalid choice: 'frobnicate'" in p.stderr
 
 

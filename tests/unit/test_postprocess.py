@@ -81,3 +81,60 @@ def test_missing_features_give_an_empty_prediction(albert_tokenizer):
     ex = Example("q", "?", "", ())
     (f,) = build_features([ex], albert_tokenizer)
     assert predictions_from_logits([ex], [f], [oracle_logits(f)]) == {"q": ""}
+
+
+def _token_at(f, context, word):
+    """The position of the first token of ``word`` in feature ``f``."""
+    at = context.index(word)
+    return next(p for p in sorted(f.token_spans) if f.token_spans[p][0] == at)
+
+
+def test_a_nan_logit_ranks_below_every_finite_one(albert_tokenizer):
+    """NaN at the gold start (where the best end logit points) is no logit: the span a finite, lower start
+    logit gives wins, in the batched search and in the n-best alike."""
+    context = "The Denver Broncos won the game."
+    ex = Example("q", "Who won?", context, (Answer("Denver Broncos", 4),))
+    (f,) = build_features([ex], albert_tokenizer)
+    s = np.full(len(f.input_ids), -10.0, np.float32)
+    e = np.full(len(f.input_ids), -10.0, np.float32)
+    s[f.start_position], e[f.end_position] = np.nan, 9.0       # the gold span: its start logit is NaN
+    s[_token_at(f, context, "won")] = e[_token_at(f, context, "won")] = 1.0
+    assert predictions_from_logits([ex], [f], [(s, e)]) == {"q": "won"}
+    nbest = best_answers(ex, [f], [(s, e)])
+    assert nbest[0].text == "won" and all(np.isfinite(c.score) for c in nbest)
+    s[f.start_position] = 2.0                                   # finite, it wins: the NaN was the only obstacle
+    assert predictions_from_logits([ex], [f], [(s, e)]) == {"q": "Denver Broncos"}
+    assert best_answers(ex, [f], [(s, e)])[0].text == "Denver Broncos"
+
+
+def test_a_feature_whose_logits_are_all_nan_gives_no_answer(albert_tokenizer):
+    """Whatever the window and question length: no answer (""), never the first context tokens."""
+    for question in ("Who?", "Which team won the game that was played that day in the big stadium?"):
+        ex = Example("q", question, "The Denver Broncos won the game.", (Answer("Denver Broncos", 4),))
+        (f,) = build_features([ex], albert_tokenizer)
+        nan = np.full(len(f.input_ids), np.nan, np.float32)
+        for settings in (SquadSettings(), SquadSettings(n_best_size=1)):
+            assert predictions_from_logits([ex], [f], [(nan, nan)], settings) == {"q": ""}
+            assert best_answers(ex, [f], [(nan, nan)], settings) == []
+        half = np.zeros(len(f.input_ids), np.float32)
+        assert predictions_from_logits([ex], [f], [(nan, half)]) == {"q": ""}
+        assert predictions_from_logits([ex], [f], [(half, nan)]) == {"q": ""}
+
+
+def test_scattered_nan_logits_are_as_if_those_positions_could_not_answer(albert_tokenizer):
+    """With NaN here and there, both searches give the answer of the same logits with those positions
+    barred (-inf, then no span scoring -inf): a NaN score never misorders the n-best's finite ones."""
+    context = "The Denver Broncos won the game in the big stadium of Santa Clara on Sunday."
+    ex = Example("q", "Who won?", context, (Answer("Denver Broncos", 4),))
+    (f,) = build_features([ex], albert_tokenizer)
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        s, e = rng.normal(size=(2, len(f.input_ids))).astype(np.float32)
+        s[rng.random(len(s)) < 0.2] = np.nan
+        e[rng.random(len(e)) < 0.2] = np.nan
+        barred = [(np.where(np.isnan(x), -np.inf, x)) for x in (s, e)]
+        finite = [c for c in best_answers(ex, [f], [tuple(barred)]) if np.isfinite(c.score)]
+        want = finite[0].text if finite else ""
+        nbest = best_answers(ex, [f], [(s, e)])
+        assert (nbest[0].text if nbest else "") == want
+        assert predictions_from_logits([ex], [f], [(s, e)]) == {"q": want}

@@ -147,3 +147,31 @@ def test_malformed_inputs_name_the_file(tmp_path):
     (tmp_path / "metrics.json").write_text('{"scores": {"exact_match": 1}}')
     with pytest.raises(InputFileError, match="metrics.json: metrics file lacks scores"):
         write_report(tmp_path)
+
+
+def test_a_report_written_in_a_staging_folder_names_the_folder_it_ends_up_in(tmp_path):
+    """A run writes its report in OUT/.albert-ixrt-staging.*/ and renames that to OUT when it succeeds:
+    with ``shown_as=OUT`` the sources and evaluations are named under OUT, relative to it, and the staging
+    folder (gone after the run) nowhere.  Without it the report names the folder it was given."""
+    final = tmp_path / "results"
+    staging = final / ".albert-ixrt-staging.k3x9a0"
+    _write(staging, [_result()])
+    (staging / "metrics.json").write_text(json.dumps(_metrics()))
+    written = write_report(staging, shown_as=final)
+    md = written["markdown"].read_text()
+    assert ".albert-ixrt-staging" not in md
+    assert f"In `{final}`:\n\n- `bench.json`\n- `metrics.json`\n" in md
+    assert "- onnxruntime/fp16 (results): official SQuAD v1.1 EM 83.11" in md
+    assert json.loads(written["json"].read_text())["sources"] == [str(final / "bench.json"),
+                                                                  str(final / "metrics.json")]
+
+    md = write_report(staging)["markdown"].read_text()                       # a direct call: its own folder
+    assert f"In `{staging}`:\n\n- `bench.json`\n- `metrics.json`\n" in md
+    assert f"- onnxruntime/fp16 ({staging.name}): official" in md
+
+
+def test_sources_in_subfolders_are_named_relative_to_the_results_folder(tmp_path):
+    _write(tmp_path / "gpu0", [_result()], _metrics())
+    md = write_report(tmp_path, shown_as="/results/final")["markdown"].read_text()
+    assert "In `/results/final`:\n\n- `gpu0/bench.json`\n- `gpu0/eval/metrics.json`\n" in md
+    assert "- onnxruntime/fp16 (gpu0/eval): official" in md and str(tmp_path) not in md

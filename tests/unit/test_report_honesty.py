@@ -124,6 +124,7 @@ def test_plot_legend_says_which_lines_are_not_comparable_with_the_reference():
     assert texts == []                                             # not empty: no box
     (ref,) = [line for line in legend if line.startswith("reference")]
     assert "50.99 batches/s at batch 16 = 816 seq/s" in ref and "BatchSize 1 reading would be 50.99 seq/s" in ref
+    assert "DeepSparkInference ALBERT README's BatchSize 1 reading" in ref and "seed" not in ref
     legend, _ = _figure_texts(twin_cpu)
     assert "random weights: speed only; CPU; reference is an Iluvatar MR-V100; not comparable" in legend[0]
 
@@ -145,4 +146,5 @@ def test_perf_report_says_how_the_reference_row_is_read(tmp_path):
     md = write_report(tmp_path)["markdown"].read_text()
     line = next(line for line in md.splitlines() if line.startswith("How the reference row is read"))
     assert "50.99 batches/s at batch 16 (= 816 sequences/s)" in line
-    assert "seed README's table lists BatchSize 1" in line and "50.99 sequences/s" in line
+    assert "the DeepSparkInference ALBERT README's table lists BatchSize 1" in line and "50.99 sequences/s" in line
+    assert "seed" not in line

@@ -3,7 +3,6 @@ byte-identical, and two concurrent runs into one folder: one runs, one refuses (
 Real processes and real signals: about 16 tiny runs, so the module is marked slow."""
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -14,6 +13,7 @@ import pytest
 
 from albert_ixrt.pipeline import STEPS
 from albert_ixrt.results_dir import STAGING_PREFIX, ResultsDir
+from child_env import child_env
 
 from test_results_dir import snapshot  # noqa: E402  (tests/unit is on sys.path, as for trt_fakes)
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 
 def _cli(out, *extra) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = child_env(PYTHONUNBUFFERED="1")
     return subprocess.Popen([sys.executable, "-m", "albert_ixrt.cli", "run", "--profile", "tiny", "--out", str(out),
                              *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
 
@@ -90,7 +90,8 @@ def test_two_concurrent_runs_one_runs_one_refuses(previous_results, tmp_path):
     first.send_signal(signal.SIGSTOP)  # held still (its lock too) while the second one loads and asks
     try:
         second = subprocess.run([sys.executable, "-m", "albert_ixrt.cli", "run", "--profile", "tiny", "--out",
-                                 str(out), "--quiet"], capture_output=True, text=True, timeout=300)
+                                 str(out), "--quiet"], capture_output=True, text=True, timeout=300,
+                                env=child_env())
     finally:
         first.send_signal(signal.SIGCONT)
     rest = first.communicate(timeout=300)[1]

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from albert_ixrt import trt_api
+from albert_ixrt.onnx_graph import make_model
 from albert_ixrt.trt_api import REMOVED_IN_11, USED_API, TrtApi
 from albert_ixrt.trt_bindings import RELEASES, BindingsUnavailable, dump_members, fixture_path, load_fixture
 from trt_fakes import LABELS, make_fake_trt, member_lists
@@ -76,6 +77,23 @@ def live_members(request):
             pytest.skip(reason)
         return cache[label]
     return get
+
+
+def test_the_member_lists_cache_lives_under_the_package_cache_unless_named(tmp_path):
+    """$ALBERT_IXRT_CACHE (config.CACHE_DIR) holds trt-bindings/, as the README says, not ~/.cache regardless;
+    $ALBERT_IXRT_TRT_BINDINGS, more specific, still names a folder of its own."""
+    import sys
+
+    from child_env import child_env
+
+    root = Path(__file__).resolve().parents[2]
+    probe = ("import os; from albert_ixrt.trt_bindings import bindings_cache; print(bindings_cache()); "
+             f"os.environ['ALBERT_IXRT_TRT_BINDINGS'] = {str(tmp_path / 'own')!r}; print(bindings_cache())")
+    p = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+                       env=child_env(ALBERT_IXRT_CACHE=str(tmp_path / "cache"), ALBERT_IXRT_TRT_BINDINGS=None,
+                                     PYTHONPATH=str(root)))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == [str(tmp_path / "cache" / "trt-bindings"), str(tmp_path / "own")]
 
 
 def test_every_committed_member_list_is_one_the_fakes_use():
@@ -287,7 +305,7 @@ def _weights_graph(path, dtypes):
 
     inits = [numpy_helper.from_array(np.ones((n,), dtype=d), f"w{i}") for i, (n, d) in enumerate(dtypes)]
     graph = helper.make_graph([], "g", [], [helper.make_tensor_value_info("w0", 1, None)], inits)
-    onnx.save(helper.make_model(graph), str(path))
+    onnx.save(make_model(graph, 17), str(path))
     return path
 
 
@@ -326,7 +344,7 @@ def _qa_graph(op="Identity", opset=17):
         nodes, "g", [helper.make_tensor_value_info(n, TensorProto.INT64, dims)
                      for n in ("input_ids", "attention_mask", "token_type_ids")],
         [helper.make_tensor_value_info(n, TensorProto.FLOAT, dims) for n in ("start_logits", "end_logits")])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    return make_model(graph, opset)
 
 
 @pytest.mark.parametrize("label, generation, ceiling", [("trt8", 8, 17), ("trt8-bindings", 8, 17),

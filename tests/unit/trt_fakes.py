@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from albert_ixrt.model import INPUT_NAMES
+from albert_ixrt.onnx_graph import make_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 
@@ -69,5 +70,5 @@ def qa_onnx(path, dtype):
                                             for n in INPUT_NAMES],
                               [helper.make_tensor_value_info(n, TensorProto.FLOAT, dims)
                                for n in ("start_logits", "end_logits")], inits)
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    onnx.save(make_model(graph, 17), str(path))
     return path

@@ -19,7 +19,6 @@ and the full-dev MLPerf-ratio proofs, whose verdicts have fast unit tests.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from albert_ixrt.config import KNOWN_ANSWER_TOLERANCE, REFERENCE_EM_BYTEMLPERF, REFERENCE_F1_BYTEMLPERF
+from child_env import child_env
 
 pytestmark = pytest.mark.selftest
 
@@ -256,9 +256,7 @@ def test_figures_identical_through_shards_and_merge(wrong, limit, known_answer, 
 # End to end: the commands a team runs
 # ---------------------------------------------------------------------------------------------
 def _child_env():
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    env.pop("ALBERT_IXRT_MODEL", None)
-    return env
+    return child_env(HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT), ALBERT_IXRT_MODEL=None)
 
 
 ACCURACY = "albert_ixrt/acceptance/test_accuracy.py"

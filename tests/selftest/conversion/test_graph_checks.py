@@ -9,6 +9,7 @@ from onnx import TensorProto, helper, numpy_helper
 from albert_ixrt import graph_checks
 from albert_ixrt.export import stage_paths
 from albert_ixrt.graph_checks import check_graph
+from albert_ixrt.onnx_graph import make_model
 
 pytestmark = pytest.mark.selftest
 
@@ -71,8 +72,7 @@ def tiny_graph(nodes, *, inputs=None, outputs=None, initializers=(), opset=17, e
     outputs = outputs or [helper.make_tensor_value_info(n, TensorProto.FLOAT, dims)
                           for n in ("start_logits", "end_logits")]
     graph = helper.make_graph(nodes, "g", inputs, outputs, initializer=list(initializers))
-    imports = [helper.make_opsetid("", opset), *[helper.make_opsetid(d, v) for d, v in extra_opsets]]
-    return helper.make_model(graph, opset_imports=imports)
+    return make_model(graph, opset, extra_opsets=extra_opsets)
 
 
 def base_nodes(middle_op="Identity", **attrs):

@@ -10,7 +10,7 @@ from onnx import TensorProto, numpy_helper
 
 from albert_ixrt.export import STAGE_FILES, TRT_FP32_OPS, engine_input, stage_paths
 from albert_ixrt.graph_checks import check_graph
-from albert_ixrt.onnx_graph import fp16_share, load_onnx, nonfinite_constants, tensor_fingerprint
+from albert_ixrt.onnx_graph import fp16_share, load_onnx, make_model, nonfinite_constants, tensor_fingerprint
 
 pytestmark = pytest.mark.selftest
 
@@ -77,7 +77,7 @@ def test_fp16_share_measures_precision():
     graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], initializer=[w])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = make_model(graph, 17)
     assert fp16_share(model) == {"weights": 0.0, "nodes": 0.0, "fp32_ops": {"MatMul": 1}}
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
