@@ -155,10 +155,9 @@ def write_perf_report(session, folder: Path, shown_as: Path) -> list[str]:
                "no timings" if perf is not None else "perf was not asked for")
         notes.append(f"No throughput rows from this session ({why}); only the reference row is shown.")
     try:
-        paths = write_report(folder, notes=notes)
+        paths = write_report(folder, notes=notes, shown_as=shown_as)
     except AssetMissingError:
         return []
-    del shown_as  # the perf report names its sources relative to the folder it sits in
     return [str(Path(p).relative_to(folder)) for p in paths.values()]
 
 

@@ -7,25 +7,19 @@ of the thresholds; the tiny model as an emulated TensorRT 11.4 fp16 engine.  Slo
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from child_env import child_env
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 EMULATED = ROOT / "tests" / "support" / "emulated-tensorrt"
-XDIST_VARS = ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID")
-
-
 def _env() -> dict:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    for name in ("ALBERT_IXRT_MODEL", *XDIST_VARS):
-        env.pop(name, None)
-    return env
+    return child_env(HF_HUB_OFFLINE="1", ALBERT_IXRT_MODEL=None)
 
 
 def _through(gen: str | None, argv: list[str], cwd: Path) -> subprocess.CompletedProcess:

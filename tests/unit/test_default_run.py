@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import yaml
+from child_env import child_env
 
 ROOT = Path(__file__).resolve().parents[2]
 SLOW_TEST = "tests/unit/test_cli.py::test_run_tiny_profile_end_to_end"
@@ -21,7 +22,7 @@ ONLY_CLI = ["--ignore-glob=tests/unit/test_[a-b]*", "--ignore-glob=tests/unit/te
 
 def _collected(*args) -> tuple[set[str], str]:
     p = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *args],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+                       cwd=ROOT, capture_output=True, text=True, timeout=300, env=child_env())
     assert p.returncode == 0, p.stdout + p.stderr
     return {line for line in p.stdout.splitlines() if "::" in line}, p.stdout
 
@@ -58,7 +59,7 @@ exit 0
     lint = tmp_path / "bin" / "lint-imports"          # the import-linter step before the tests
     lint.write_text("#!/bin/sh\nexit 0\n")
     lint.chmod(lint.stat().st_mode | stat.S_IEXEC)
-    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    env = child_env(PATH=f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
     p = subprocess.run(["bash", str(ROOT / ".ci" / "run")], env=env, capture_output=True, text=True, timeout=60)
     return p.returncode, [c for c in (tmp_path / "calls").read_text().splitlines() if "pytest" in c]
 
@@ -91,7 +92,7 @@ def _widest_line(tmp_path: Path, addopts: str) -> int:
     (tmp_path / "test_probe.py").write_text(BENCH_PROBE)
     (tmp_path / "pytest.ini").write_text(f"[pytest]\naddopts = {addopts}\n")
     p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist"],
-                       cwd=tmp_path, capture_output=True, text=True, timeout=120)
+                       cwd=tmp_path, capture_output=True, text=True, timeout=120, env=child_env())
     assert p.returncode == 0 and "onnxruntime_int8_agrees" in p.stdout, p.stdout + p.stderr
     return max(len(line) for line in p.stdout.splitlines())
 

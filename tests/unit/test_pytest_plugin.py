@@ -18,19 +18,17 @@ import pytest
 from albert_ixrt.errors import AlbertIxrtError
 from albert_ixrt.options import check_model_spec
 from albert_ixrt.pytest_plugin import join_list_values
+from child_env import child_env
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = "albert_ixrt.pytest_plugin"
-XDIST_VARS = ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID")
 
 
 def _env(**more) -> dict:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": os.pathsep.join(
-        [str(ROOT), *[p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]])}
-    for name in ("ALBERT_IXRT_MODEL", *XDIST_VARS):
-        env.pop(name, None)
-    env.update(more)
-    return env
+    """The child's environment: no PYTEST_* of this run (an xdist worker's would leak), offline, this checkout
+    first, no model named unless ``more`` names one."""
+    return child_env(**{"HF_HUB_OFFLINE": "1", "ALBERT_IXRT_MODEL": None, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), *[p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]]), **more})
 
 
 def _pytest(*args, cwd=ROOT, timeout=300, env=None) -> subprocess.CompletedProcess:
