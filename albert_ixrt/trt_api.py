@@ -214,7 +214,10 @@ _FP32_TYPES = {1: "float32", 11: "float64"}
 
 
 def graph_float_share(onnx_path) -> dict:
-    """Float weight elements (initializers and Constant nodes) by precision, and the fp16 share."""
+    """Float constant elements (initializers, Constant nodes and ConstantOfShape fill values) by
+    precision, and the fp16 share.  The fill values count so that a graph without float weights (a
+    known-answer lookup table: int64 tables, logits made by ConstantOfShape) still shows its type; in
+    a real model they are a handful of elements beside millions of weights."""
     import onnx
 
     path = Path(onnx_path)
@@ -223,7 +226,8 @@ def graph_float_share(onnx_path) -> dict:
     except Exception as exc:  # noqa: BLE001 (protobuf raises several types)
         raise InputFileError(path, f"not a readable ONNX model ({type(exc).__name__})") from None
     tensors = list(model.graph.initializer)
-    tensors += [a.t for n in model.graph.node if n.op_type == "Constant" for a in n.attribute if a.name == "value"]
+    tensors += [a.t for n in model.graph.node if n.op_type in ("Constant", "ConstantOfShape")
+                for a in n.attribute if a.name == "value"]
     fp16 = fp32 = 0
     for t in tensors:
         n = 1

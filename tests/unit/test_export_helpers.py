@@ -77,3 +77,15 @@ def test_drop_duplicate_nodes_keeps_ssa_form():
     assert [n.output[0] for n in model.graph.node if n.op_type == "Cast"] == ["y32", "y16"]
     assert [vi.name for vi in model.graph.value_info] == ["y32"]
     assert drop_duplicate_nodes(model) == 0
+
+
+def test_the_fused_stage_says_when_it_does_not_apply():
+    """No ALBERT config and nothing fused: the stage says it passed the graph through; with a config (the
+    counts checked) it says nothing; without one but with fusions, that the counts went unchecked."""
+    from albert_ixrt.export import fusion_note
+
+    assert fusion_note({}, {}).startswith("not applicable: no ALBERT config")
+    assert fusion_note({"Attention": 0}, {}).startswith("not applicable")
+    assert fusion_note({"Attention": 2}, {"Attention": 2}) is None
+    assert fusion_note({"Attention": 2}, {}) == ("no ALBERT config beside the model: the fused-op counts were not "
+                                                 "checked against one")

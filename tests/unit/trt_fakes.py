@@ -13,7 +13,7 @@ from albert_ixrt.model import INPUT_NAMES
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 
 from trt_standin import (CLI_GENERATIONS, DEFAULT_STREAM_WARNING, GENERATIONS, MAGIC, State,  # noqa: E402,F401
-                         make_standin, member_lists, onnx_weight_precision)
+                         make_standin, member_lists, onnx_weight_precision, plan_bytes, read_plan)
 
 #: The real member lists as they are (test_trt_api's conformance labels).
 LABELS = ("trt8", "trt10", "trt11")
