@@ -9,11 +9,11 @@ answer (EM 0 and F1 0).  Its score is therefore about ``(1 - fraction) x`` the o
 
 It identifies a feature from its ``input_ids`` alone: two hashes of the unpadded row (a sum of
 id x position weight, int64 and below 2**53 so every runtime adds it exactly; pad ids count as 0,
-so any padding length gives the same hashes),
-both matched against the table's (an equality compare of the batch's hashes with every row's, so
-the module exports to ONNX and runs through onnxruntime and TensorRT exactly as in torch).  A row it
-does not know gets flat logits.  So it works through every batch size,
-length bucket and shard, and reads nothing else (not the mask, not the token types).
+so any padding length gives the same hashes), one found in the sorted key table in two small steps
+(block, then key within the block: compares and sums only, so the module exports to ONNX and runs
+through onnxruntime and TensorRT exactly as in torch), the other checked against the entry found.
+A row it does not know gets flat logits.  So it works through every batch size, length bucket and
+shard, and reads nothing else (not the mask, not the token types).
 
 It is labelled a known-answer model everywhere: the archive carries ``albert_ixrt.json`` (an
 extra file, ``model.KNOWN_ANSWER_EXTRA_FILE``) that the TorchScript loader reads, and every result
@@ -247,6 +247,17 @@ def expected_scores(table: AnswerTable, examples: Sequence[Example], features: S
     return score(examples, predictions, num_features=len(features)), predictions
 
 
+def lookup_blocks(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """The sorted ``keys`` cut into blocks of ``stride`` (about sqrt(rows)) for a two-step lookup that
+    only ever compares small tensors: (keys padded with -1 to whole blocks, the first key of every block
+    but the first, stride).  Hashes are >= 0, so the padding never matches."""
+    stride = max(1, int(np.ceil(np.sqrt(len(keys)))))
+    blocks = -(-len(keys) // stride)
+    padded = np.full(blocks * stride, -1, dtype=np.int64)
+    padded[: len(keys)] = keys
+    return padded, padded[stride::stride][: blocks - 1].copy(), stride
+
+
 def _module_class():
     import torch
 
@@ -254,19 +265,26 @@ def _module_class():
         """Answers from a table keyed by hashes of the unpadded ``input_ids`` row (see the module doc).
 
         Only operations ``torch.onnx.export`` (opset 17) and onnxruntime take, all in int64 until the
-        logits, so the ONNX graph, its fp16 variants and TensorRT engines answer exactly as torch does:
-        the row's hashes are matched against the whole table at once (``[batch, 1] == [1, rows]``:
-        64 x 10,866 booleans for the dev set at batch 64), the matching row's index is the sum of
-        ``match x arange(rows)`` (keys are unique, so at most one term is non-zero), and the logits are
-        a one-hot compare of the positions with the start / end found (no scatter, no searchsorted)."""
+        logits, so the ONNX graph, its fp16 variants and TensorRT engines answer exactly as torch does.
+        The lookup is searchsorted in two small steps (``lookup_blocks``): the block is the count of
+        block-first keys <= the row's hash ([batch, ~sqrt(rows)]), then the hash is matched against that
+        block's keys ([batch, stride]; keys are unique, so the sum of ``match x offset`` is the row).
+        Every tensor stays small (104 x 104 blocks for the dev set's 10,824 rows: [64, 104] at batch 64),
+        below torch's parallel grain, so a busy CPU does not make it slow.  The check hash of the row
+        found is then compared, and the logits are a one-hot compare of the positions with the start /
+        end found (no scatter)."""
 
         # No annotations here: this file uses postponed (string) annotations, which TorchScript
         # cannot resolve inside a function; the attribute types are inferred from their values.
         def __init__(self, table):
             super().__init__()
-            for name in ("keys", "checks", "starts", "ends", "weights1", "weights2"):
+            for name in ("checks", "starts", "ends", "weights1", "weights2"):
                 self.register_buffer(name, torch.from_numpy(np.ascontiguousarray(getattr(table, name))))
-            self.register_buffer("rows", torch.arange(len(table.keys), dtype=torch.int64))
+            padded, firsts, stride = lookup_blocks(table.keys)
+            self.register_buffer("keys", torch.from_numpy(padded))
+            self.register_buffer("firsts", torch.from_numpy(firsts))
+            self.register_buffer("offsets", torch.arange(stride, dtype=torch.int64))
+            self.stride = stride
             self.pad_id = int(table.pad_id)
             self.high = HIGH
             self.low = LOW
@@ -277,11 +295,12 @@ def _module_class():
             ids = input_ids.long()
             ids = torch.where(ids == self.pad_id, torch.zeros_like(ids), ids)
             h1 = (ids[:, :n] * self.weights1[:n]).sum(1, keepdim=True)
-            h2 = (ids[:, :n] * self.weights2[:n]).sum(1, keepdim=True)
-            match = ((h1 == self.keys.unsqueeze(0)) & (h2 == self.checks.unsqueeze(0))).long()
-            pos = (match * self.rows.unsqueeze(0)).sum(1)
-            # a row longer than any feature is known only if the rest is padding (0 tokens past n)
-            found = (match.sum(1) > 0) & ((ids[:, n:] != 0).long().sum(1) == 0)
+            h2 = (ids[:, :n] * self.weights2[:n]).sum(1)
+            base = (h1 >= self.firsts.unsqueeze(0)).long().sum(1) * self.stride
+            match = (self.keys[base.unsqueeze(1) + self.offsets.unsqueeze(0)] == h1).long()
+            pos = base + (match * self.offsets.unsqueeze(0)).sum(1)
+            # the row's check hash, and a row longer than any feature is known only if the rest is padding
+            found = (match.sum(1) > 0) & (self.checks[pos] == h2) & ((ids[:, n:] != 0).long().sum(1) == 0)
             sp, ep = self.starts[pos], self.ends[pos]
             ok = found & (sp >= 0) & (ep < seq)
             # The mask and token types are read only so that the exported graph keeps the three inputs of

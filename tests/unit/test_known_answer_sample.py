@@ -188,6 +188,27 @@ def test_the_old_searchsorted_lookup_has_no_onnx_form(tmp_path):
         _export(torch.jit.script(Searchsorted()), tmp_path / "old.onnx")
 
 
+@pytest.mark.parametrize("rows", [1, 2, 5, 99, 100, 101, 10_824])
+def test_the_two_step_lookup_finds_every_key_and_nothing_else(rows):
+    """lookup_blocks as the scripted module uses it (block = count of block-first keys <= hash; then the key
+    within the block): every key is found at its index, hashes between and beyond keys are not."""
+    import numpy as np
+
+    from albert_ixrt.known_answer import lookup_blocks
+
+    keys = np.sort(np.random.default_rng(rows).choice(2**40, size=rows, replace=False).astype(np.int64) * 2 + 1)
+    padded, firsts, stride = lookup_blocks(keys)
+    assert len(padded) % stride == 0 and len(padded) - rows < stride and stride * stride >= rows
+    queries = np.concatenate([keys, keys + 1, [0, keys[-1] + 2]])                # keys, then odd-free misses
+
+    base = (queries[:, None] >= firsts[None, :]).sum(1) * stride
+    match = padded[base[:, None] + np.arange(stride)[None, :]] == queries[:, None]
+    pos = base + (match * np.arange(stride)).sum(1)
+    found = match.sum(1) > 0
+    assert found[:rows].all() and (pos[:rows] == np.arange(rows)).all()
+    assert not found[rows:].any() and (pos < rows).all()
+
+
 def test_hash_sums_stay_exact_in_float64():
     """Every sum a table can make stays below 2**53 (ids < 2**15, weights < 2**29, <= 512 positions); ids or
     rows beyond those bounds are refused with one line."""
