@@ -49,7 +49,7 @@ MODULE_NAMES = {"tensorrt": ("tensorrt",), "ixrt": ("ixrt", "tensorrt")}
 IXRT_PLUGIN_ENV = "IXRT_PLUGIN_PATH"
 IXRT_PLUGIN_DEFAULT = "libixrt_plugin.so"
 
-#: Every TensorRT attribute named in engine.py, runners/trt_runner.py and graph_checks.py ->
+#: Every TensorRT attribute named in engine.py, plan.py, runners/trt_runner.py and graph_checks.py ->
 #: the ``TrtApi`` capability under which the code touches it (None: always touched, so every
 #: supported generation must have it).
 USED_API: dict[str, str | None] = {
@@ -72,10 +72,13 @@ USED_API: dict[str, str | None] = {
     "OnnxParser.get_error": None, "OnnxParser.supports_operator": "has_supports_operator",
     "Runtime": None, "Runtime.deserialize_cuda_engine": None,
     "ICudaEngine.create_execution_context": None,
+    "ICudaEngine.num_optimization_profiles": None,
     "DataType": None,
     # I/O by tensor address (TensorRT >= 8.5)
     "ICudaEngine.num_io_tensors": "uses_tensor_addresses", "ICudaEngine.get_tensor_name": "uses_tensor_addresses",
     "ICudaEngine.get_tensor_mode": "uses_tensor_addresses", "ICudaEngine.get_tensor_dtype": "uses_tensor_addresses",
+    "ICudaEngine.get_tensor_shape": "uses_tensor_addresses",
+    "ICudaEngine.get_tensor_profile_shape": "uses_tensor_addresses",
     "TensorIOMode.INPUT": "uses_tensor_addresses",
     "IExecutionContext.set_input_shape": "uses_tensor_addresses",
     "IExecutionContext.set_tensor_address": "uses_tensor_addresses",
@@ -84,6 +87,7 @@ USED_API: dict[str, str | None] = {
     # I/O by binding index (TensorRT 8-style, removed in 10)
     "ICudaEngine.num_bindings": "uses_bindings", "ICudaEngine.get_binding_name": "uses_bindings",
     "ICudaEngine.binding_is_input": "uses_bindings", "ICudaEngine.get_binding_dtype": "uses_bindings",
+    "ICudaEngine.get_binding_shape": "uses_bindings", "ICudaEngine.get_profile_shape": "uses_bindings",
     "IExecutionContext.set_binding_shape": "uses_bindings", "IExecutionContext.get_binding_shape": "uses_bindings",
     "IExecutionContext.execute_v2": "uses_bindings",
 }

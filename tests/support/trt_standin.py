@@ -523,6 +523,14 @@ def _behaviours(trt, st: State, gen: Generation) -> dict:
             return self._dtype(name)
 
         def get_tensor_shape(self, name):
+            return self._dims(name)
+
+        def _dims(self, name):
+            """The tensor's shape; for a name the engine lacks, an error logged and no dimensions (TensorRT's
+            getTensorShape returns Dims with nbDims -1 there)."""
+            if name not in self._spec["dims"]:
+                self._logger.log(Severity.ERROR, f"ICudaEngine::getTensorShape: no tensor named {name}")
+                return trt.Dims(())
             return trt.Dims(self._spec["dims"][name])
 
         def get_tensor_profile_shape(self, name, profile_index):
@@ -558,7 +566,7 @@ def _behaviours(trt, st: State, gen: Generation) -> dict:
             return self._dtype(self._names[index])
 
         def get_binding_shape(self, binding):
-            return self.get_tensor_shape(self._binding_name(binding))
+            return self._dims(self._binding_name(binding))
 
         def get_profile_shape(self, profile_index, binding):
             return self._profile_shape(self._binding_name(binding), profile_index)

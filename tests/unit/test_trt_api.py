@@ -26,7 +26,7 @@ from trt_fakes import LABELS, make_fake_trt, member_lists
 
 PACKAGE = Path(trt_api.__file__).resolve().parent
 #: The files whose TensorRT use the list must cover.
-TRT_CODE = [PACKAGE / "engine.py", PACKAGE / "runners" / "trt_runner.py", PACKAGE / "trt_api.py",
+TRT_CODE = [PACKAGE / "engine.py", PACKAGE / "plan.py", PACKAGE / "runners" / "trt_runner.py", PACKAGE / "trt_api.py",
             PACKAGE / "graph_checks.py"]
 #: Attribute names that are also TensorRT member names but are read, in TRT_CODE, on objects that
 #: are not TensorRT's (checked by reading the code; each with the object it is read on).
@@ -34,10 +34,12 @@ NOT_TENSORRT = {
     "append": "Python lists",
     "dims": "onnx TensorProto.dims (graph_float_share)",
     "dtype": "torch tensors / numpy dtypes",
+    "kind": "numpy dtypes' kind (plan.qa_io_problem)",
     "max_seq_length": "config.SquadSettings",
     "name": "onnx nodes / values and enum members' .name",
     "node": "onnx GraphProto.node",
     "numpy": "torch Tensor.numpy()",
+    "pop": "Python sets (plan.plan_precision)",
     "shape": "torch tensors / numpy arrays / onnx tensor types",
     "type": "onnx ValueInfoProto.type (graph_checks)",
     "update": "Python dicts (GraphReport.to_dict)",
