@@ -1,7 +1,8 @@
 """TensorRT and Iluvatar ixRT: one runner, two names.
 
 ixRT exposes a TensorRT-compatible Python module, so both backends build (or load from cache) an
-engine through ``albert_ixrt.engine`` and run it with the I/O style ``trt_api.TrtApi`` detected:
+engine through ``albert_ixrt.engine``, or take a user's prebuilt plan (``TensorRTRunner.from_plan``,
+checked by ``albert_ixrt.plan``), and run it with the I/O style ``trt_api.TrtApi`` detected:
 tensor addresses where the module has them (``set_input_shape`` + ``set_tensor_address`` for
 every I/O tensor, then ``execute_async_v3``; TensorRT >= 8.5, 10, 11), else TensorRT 8-style
 bindings (``set_binding_shape`` + a pointer list to ``execute_v2``; older ixRT).  Buffers are torch
@@ -15,7 +16,8 @@ Ordering and binding rules (checked by the test suite's engine stand-in):
   default stream in enqueueV3()"; the owned stream first waits for torch's current stream, so
   tensors made there are ready;
 * the synchronous ``execute_v2`` does not wait for any stream: the owned stream is synchronised first;
-* every engine output is bound on every call (an execution with an unbound output is undefined);
+* every engine output is bound on every call (an execution with an unbound output is undefined), in
+  a buffer of the type the engine declares (fp16 outputs are read as fp16, then converted to float32);
 * a shape or address the engine refuses (``set_input_shape`` / ``set_tensor_address`` return False)
   is one error naming the tensor.
 
