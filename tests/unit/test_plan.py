@@ -70,6 +70,9 @@ def test_a_saved_plan_loads_checks_and_runs(label, tmp_path):
     info = runner.plan_info
     assert info.plan_version == HEADER_VERSIONS[label] and info.path == path and info.profiles == 1
     assert info.precision == "unknown" and "float32 outputs" in info.precision_source   # fp32 I/O does not tell
+    ints = "int32" if label in ("8.6", "trt8-bindings", "ixrt") else "int64"           # INT64 from TensorRT 10
+    assert {info.tensors[n].dtype.name for n in ("input_ids", "attention_mask", "token_type_ids")} == {ints}
+    assert runner.describe()["io_dtypes"]["input_ids"] == ints
     assert runner.profile == ShapeProfile.covering([1, 8], [4, 64])
     feed = _feed(3, 17)
     start, end = runner.infer(feed)
