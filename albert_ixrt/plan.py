@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
@@ -123,7 +123,8 @@ def engine_tensors(trt, engine, api: TrtApi) -> dict[str, TensorInfo]:
     else:
         for i in range(engine.num_bindings):
             name = engine.get_binding_name(i)
-            out[name] = TensorInfo(name, bool(engine.binding_is_input(i)), np.dtype(trt.nptype(engine.get_binding_dtype(i))),
+            out[name] = TensorInfo(name, bool(engine.binding_is_input(i)),
+                                   np.dtype(trt.nptype(engine.get_binding_dtype(i))),
                                    tuple(int(d) for d in engine.get_binding_shape(i)), i)
     return out
 
@@ -136,7 +137,8 @@ def qa_io_problem(tensors: dict[str, TensorInfo]) -> str | None:
             return (f"has no input {name!r} (the QA interface takes {', '.join(INPUT_NAMES)}; the engine's inputs "
                     f"are {[n for n, x in tensors.items() if x.is_input]})")
         if len(t.shape) != 2 or t.dtype.kind not in "iu":
-            return f"input {name!r} is {t.dtype.name} of shape {list(t.shape)}; the QA interface needs integer [batch, seq]"
+            return (f"input {name!r} is {t.dtype.name} of shape {list(t.shape)}; the QA interface needs integer "
+                    "[batch, seq]")
     extra = [n for n, t in tensors.items() if t.is_input and n not in INPUT_NAMES]
     if extra:
         return f"takes inputs {extra} beyond the QA interface's {list(INPUT_NAMES)}; nothing would feed them"
@@ -146,7 +148,8 @@ def qa_io_problem(tensors: dict[str, TensorInfo]) -> str | None:
             return (f"has no output {name!r} (the QA interface gives {', '.join(OUTPUT_NAMES)}; the engine's outputs "
                     f"are {[n for n, x in tensors.items() if not x.is_input]})")
         if len(t.shape) != 2 or t.dtype.kind != "f":
-            return f"output {name!r} is {t.dtype.name} of shape {list(t.shape)}; the QA interface needs float [batch, seq]"
+            return (f"output {name!r} is {t.dtype.name} of shape {list(t.shape)}; the QA interface needs float "
+                    "[batch, seq]")
     return None
 
 
@@ -188,9 +191,8 @@ def check_plan_covers(engine, batches: Iterable[int], max_seq: int, *, api: TrtA
         if len(lo) != 2 or len(hi) != 2:
             raise ShapeOutsideProfile(f"{plan}: input {name!r} has profile shapes {list(lo)}..{list(hi)}, not "
                                       "[batch, seq]")
-        short = [f"{what} {', '.join(gaps)}" for what, gaps in
-                 (("batch", _missing(lo[0], hi[0], 1, need.max_batch)), ("seq", _missing(lo[1], hi[1], min_seq, max_seq)))
-                 if gaps]
+        gaps = {"batch": _missing(lo[0], hi[0], 1, need.max_batch), "seq": _missing(lo[1], hi[1], min_seq, max_seq)}
+        short = [f"{what} {', '.join(parts)}" for what, parts in gaps.items() if parts]
         if short:
             raise ShapeOutsideProfile(
                 f"{plan}: input {name!r} accepts batch {_range(lo[0], hi[0])} x seq {_range(lo[1], hi[1])} "
@@ -242,14 +244,13 @@ class PlanInfo:
     profile: ShapeProfile
     precision: str
     precision_source: str
-    extra: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {"plan": str(self.path), "plan_sha256": self.sha256, "plan_bytes": self.size_bytes,
                 "runtime": self.runtime, "plan_tensorrt_version": self.plan_version,
                 "io": {n: t.as_dict() for n, t in self.tensors.items()}, "optimization_profiles": self.profiles,
                 "profile_shapes": {n: [list(s) for s in v] for n, v in self.shapes.items()},
-                "precision": self.precision, "precision_source": self.precision_source, **self.extra}
+                "precision": self.precision, "precision_source": self.precision_source}
 
 
 def read_plan_file(path: Path) -> bytes:

@@ -212,7 +212,8 @@ def test_the_two_step_lookup_finds_every_key_and_nothing_else(rows):
 def test_hash_sums_stay_exact_in_float64():
     """Every sum a table can make stays below 2**53 (ids < 2**15, weights < 2**29, <= 512 positions); ids or
     rows beyond those bounds are refused with one line."""
-    from albert_ixrt.known_answer import EXACT_BITS, ID_BITS, WEIGHT_BITS, WIDTH_BITS, KnownAnswerError, check_exact_hashes
+    from albert_ixrt.known_answer import (EXACT_BITS, ID_BITS, WEIGHT_BITS, WIDTH_BITS, KnownAnswerError,
+                                          check_exact_hashes)
 
     assert (2**ID_BITS - 1) * (2**WEIGHT_BITS - 1) * 2**WIDTH_BITS < 2**EXACT_BITS
     check_exact_hashes(30_000, 384)

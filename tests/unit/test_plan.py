@@ -43,7 +43,8 @@ def _feed(batch, seq, seed=0):
     ids = rng.integers(5, VOCAB, (batch, seq))
     mask = np.ones_like(ids)
     mask[:, seq - 2:] = 0
-    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": (np.arange(seq) >= seq // 2) * np.ones_like(ids)}
+    types = (np.arange(seq) >= seq // 2) * np.ones_like(ids)
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -129,8 +130,10 @@ def test_qa_io_problems_name_type_and_rank():
     assert qa_io_problem(io()) is None
     assert qa_io_problem(io(attention_mask=(np.float32, (-1, -1), True))) == (
         "input 'attention_mask' is float32 of shape [-1, -1]; the QA interface needs integer [batch, seq]")
-    assert qa_io_problem(io(token_type_ids=(np.int64, (-1, -1, 1), True))).startswith("input 'token_type_ids' is int64 of shape [-1, -1, 1]")
-    assert qa_io_problem(io(start_logits=(np.float16, (-1, -1, 2), False))).startswith("output 'start_logits' is float16")
+    assert qa_io_problem(io(token_type_ids=(np.int64, (-1, -1, 1), True))).startswith(
+        "input 'token_type_ids' is int64 of shape [-1, -1, 1]")
+    assert qa_io_problem(io(start_logits=(np.float16, (-1, -1, 2), False))).startswith(
+        "output 'start_logits' is float16")
     assert qa_io_problem(io(position_ids=(np.int64, (-1, -1), True))).startswith("takes inputs ['position_ids']")
 
 
@@ -266,7 +269,8 @@ def test_reading_fp16_outputs_as_float32_would_be_caught(tmp_path, monkeypatch):
 # End to end: the tiny model's graph -> a plan file -> the loader -> the runner, against onnxruntime
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.slow  # converts the tiny model (~10 s on the shared machine)
-@pytest.mark.parametrize("label, precision, stage", [("11.4", "fp16", "trt_fp16"), ("10.13-weak", "fp32", "simplified")])
+@pytest.mark.parametrize("label, precision, stage", [("11.4", "fp16", "trt_fp16"),
+                                                     ("10.13-weak", "fp32", "simplified")])
 def test_the_tiny_models_plan_runs_like_onnxruntime(label, precision, stage, tiny_model, tmp_path):
     """The graph the engine family builds from, built by the stand-in into a plan file, loaded by
     ``TensorRTRunner.from_plan`` and fed a padded batch: the logits equal onnxruntime's on the same graph
