@@ -207,12 +207,26 @@ def fuse_onnx(src: Path, dest: Path, num_heads: int, hidden_size: int, expected_
 
     result = fuse_albert(load_onnx(src), num_heads, hidden_size)
     fused = result.model.model
-    check_fusion(fused_op_counts(fused), expected_ops)
+    counts = fused_op_counts(fused)
+    check_fusion(counts, expected_ops)
     size_before = fused.ByteSize()
     removed = dedupe_initializers(fused)
     _save(result.model, dest)
-    return fused, {"duplicate_initializers_removed": removed, "bytes_before_dedup": size_before,
-                   "bytes_after_dedup": fused.ByteSize(), "attention_operand_swaps": result.operand_swaps}
+    extra = {"duplicate_initializers_removed": removed, "bytes_before_dedup": size_before,
+             "bytes_after_dedup": fused.ByteSize(), "attention_operand_swaps": result.operand_swaps}
+    note = fusion_note(counts, expected_ops)
+    return fused, {**extra, "fusion_note": note} if note else extra
+
+
+def fusion_note(fused_ops: dict[str, int], expected_ops: dict[str, int]) -> str | None:
+    """What the fused stage says when no ALBERT config told it what to expect (a TorchScript model
+    without a config.json beside it, a known-answer lookup table): whether anything fused at all."""
+    if expected_ops:
+        return None
+    if not any(fused_ops.values()):
+        return ("not applicable: no ALBERT config (no fused-op counts to expect) and onnxruntime's BERT fuser "
+                "found nothing to fuse; the graph passes through unfused")
+    return "no ALBERT config beside the model: the fused-op counts were not checked against one"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -467,4 +481,5 @@ def stage_table(manifest: dict) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    lines += [f"{name}: {e['fusion_note']}" for name, e in manifest["stages"].items() if e.get("fusion_note")]
     return "\n".join(lines)

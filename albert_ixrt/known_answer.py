@@ -8,10 +8,12 @@ questions, which it answers with one context token whose text shares no token wi
 answer (EM 0 and F1 0).  Its score is therefore about ``(1 - fraction) x`` the oracle's.
 
 It identifies a feature from its ``input_ids`` alone: two hashes of the unpadded row (a sum of
-id x position weight, int64; pad ids count as 0, so any padding length gives the same hashes),
-one looked up with ``torch.searchsorted`` in a sorted key table, the other checked against the
-entry found.  A row it does not know gets flat logits.  So it works through every batch size,
-length bucket and shard, and reads nothing else (not the mask, not the token types).
+id x position weight, int64 and below 2**53 so every runtime adds it exactly; pad ids count as 0,
+so any padding length gives the same hashes), one found in the sorted key table in two small steps
+(block, then key within the block: compares and sums only, so the module exports to ONNX and runs
+through onnxruntime and TensorRT exactly as in torch), the other checked against the entry found.
+A row it does not know gets flat logits.  So it works through every batch size, length bucket and
+shard, and reads nothing else (not the mask, not the token types).
 
 It is labelled a known-answer model everywhere: the archive carries ``albert_ixrt.json`` (an
 extra file, ``model.KNOWN_ANSWER_EXTRA_FILE``) that the TorchScript loader reads, and every result
@@ -40,9 +42,13 @@ from .squad.postprocess import predictions_from_logits, span_text
 
 #: Logit values: those of ``oracle_logits`` (high on the chosen tokens, flat elsewhere).
 HIGH, LOW = 10.0, -10.0
-#: Position weights are drawn from [1, 2**38): ids < 2**15 (ALBERT's vocabulary is 30,000) times
-#: 384 positions (< 2**9) keeps every sum below 2**62, so int64 never overflows.
-WEIGHT_BITS = 38
+#: Position weights are drawn from [1, 2**29): ids below 2**ID_BITS (ALBERT's vocabulary is 30,000)
+#: times weights times at most 2**WIDTH_BITS positions keeps every partial sum below 2**53, so the
+#: hash is exact even where an int64 sum is accumulated in float64: onnxruntime 1.32's CPU ReduceSum
+#: on int64 rounds sums above 2**53 (measured: 64 rows of 384 terms below 2**46 give 27 wrong sums,
+#: below 2**45 none), and the hash must be bit-identical in torch, onnxruntime and engines.
+WEIGHT_BITS, ID_BITS, WIDTH_BITS = 29, 15, 9
+EXACT_BITS = 53
 #: Salts tried when two distinct rows share a lookup hash (about 1e-4 per try on the dev set).
 HASH_TRIES = 4
 
@@ -179,6 +185,7 @@ def build_table(examples: Sequence[Example], features: Sequence[Feature], wrong:
             spans[key] = gold
     rows = list(spans)
     width = settings.max_seq_length
+    check_exact_hashes(max(int(f.input_ids.max()) for f in features), width)
     matrix = np.full((len(rows), width), pad_id, dtype=np.int64)
     for r, key in enumerate(rows):
         ids = np.frombuffer(key, dtype=np.int64)
@@ -203,6 +210,15 @@ def build_table(examples: Sequence[Example], features: Sequence[Feature], wrong:
             "questions": len(examples), "features": len(features), "distinct_rows": len(rows),
             "wrong_questions": len(wrong_qids), "settings": dict(settings.__dict__)}
     return AnswerTable(h1[order], h2[order], starts[order], ends[order], w1, w2, pad_id, wrong_qids, meta)
+
+
+def check_exact_hashes(max_id: int, width: int) -> None:
+    """Refuse a table whose hash sums could pass 2**EXACT_BITS (see WEIGHT_BITS): a token id of
+    ID_BITS bits or more, or rows longer than 2**WIDTH_BITS tokens."""
+    if max_id >= 2**ID_BITS or width > 2**WIDTH_BITS:
+        raise KnownAnswerError(f"token ids up to {max_id} over rows of {width} tokens could make hash sums above "
+                               f"2**{EXACT_BITS}, which onnxruntime does not add exactly (ids must be below "
+                               f"2**{ID_BITS}, rows at most {2**WIDTH_BITS} tokens)")
 
 
 def table_logits(table: AnswerTable, features: Sequence[Feature]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -231,42 +247,71 @@ def expected_scores(table: AnswerTable, examples: Sequence[Example], features: S
     return score(examples, predictions, num_features=len(features)), predictions
 
 
+def lookup_blocks(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """The sorted ``keys`` cut into blocks of ``stride`` (about sqrt(rows)) for a two-step lookup that
+    only ever compares small tensors: (keys padded with -1 to whole blocks, the first key of every block
+    but the first, stride).  Hashes are >= 0, so the padding never matches."""
+    stride = max(1, int(np.ceil(np.sqrt(len(keys)))))
+    blocks = -(-len(keys) // stride)
+    padded = np.full(blocks * stride, -1, dtype=np.int64)
+    padded[: len(keys)] = keys
+    return padded, padded[stride::stride][: blocks - 1].copy(), stride
+
+
 def _module_class():
     import torch
 
     class KnownAnswerQA(torch.nn.Module):
-        """Answers from a table keyed by hashes of the unpadded ``input_ids`` row (see the module doc)."""
+        """Answers from a table keyed by hashes of the unpadded ``input_ids`` row (see the module doc).
+
+        Only operations ``torch.onnx.export`` (opset 17) and onnxruntime take, all in int64 until the
+        logits, so the ONNX graph, its fp16 variants and TensorRT engines answer exactly as torch does.
+        The lookup is searchsorted in two small steps (``lookup_blocks``): the block is the count of
+        block-first keys <= the row's hash ([batch, ~sqrt(rows)]), then the hash is matched against that
+        block's keys ([batch, stride]; keys are unique, so the sum of ``match x offset`` is the row).
+        Every tensor stays small (104 x 104 blocks for the dev set's 10,824 rows: [64, 104] at batch 64),
+        below torch's parallel grain, so a busy CPU does not make it slow.  The check hash of the row
+        found is then compared, and the logits are a one-hot compare of the positions with the start /
+        end found (no scatter)."""
 
         # No annotations here: this file uses postponed (string) annotations, which TorchScript
         # cannot resolve inside a function; the attribute types are inferred from their values.
         def __init__(self, table):
             super().__init__()
-            for name in ("keys", "checks", "starts", "ends", "weights1", "weights2"):
+            for name in ("checks", "starts", "ends", "weights1", "weights2"):
                 self.register_buffer(name, torch.from_numpy(np.ascontiguousarray(getattr(table, name))))
+            padded, firsts, stride = lookup_blocks(table.keys)
+            self.register_buffer("keys", torch.from_numpy(padded))
+            self.register_buffer("firsts", torch.from_numpy(firsts))
+            self.register_buffer("offsets", torch.arange(stride, dtype=torch.int64))
+            self.stride = stride
             self.pad_id = int(table.pad_id)
             self.high = HIGH
             self.low = LOW
 
         def forward(self, input_ids, attention_mask, token_type_ids):
-            batch, seq = input_ids.shape[0], input_ids.shape[1]
-            width = self.weights1.shape[0]
-            n = min(seq, width)
-            ids = input_ids[:, :n].long()
+            seq = input_ids.shape[1]
+            n = min(seq, self.weights1.shape[0])
+            ids = input_ids.long()
             ids = torch.where(ids == self.pad_id, torch.zeros_like(ids), ids)
-            h1 = (ids * self.weights1[:n]).sum(1)
-            h2 = (ids * self.weights2[:n]).sum(1)
-            pos = torch.searchsorted(self.keys, h1).clamp(max=self.keys.shape[0] - 1)
-            found = (self.keys[pos] == h1) & (self.checks[pos] == h2)
-            if seq > width:   # a row longer than any feature is known only if the rest is padding
-                found = found & (input_ids[:, width:] == self.pad_id).all(1)
+            h1 = (ids[:, :n] * self.weights1[:n]).sum(1, keepdim=True)
+            h2 = (ids[:, :n] * self.weights2[:n]).sum(1)
+            base = (h1 >= self.firsts.unsqueeze(0)).long().sum(1) * self.stride
+            match = (self.keys[base.unsqueeze(1) + self.offsets.unsqueeze(0)] == h1).long()
+            pos = base + (match * self.offsets.unsqueeze(0)).sum(1)
+            # the row's check hash, and a row longer than any feature is known only if the rest is padding
+            found = (match.sum(1) > 0) & (self.checks[pos] == h2) & ((ids[:, n:] != 0).long().sum(1) == 0)
             sp, ep = self.starts[pos], self.ends[pos]
-            ok = found & (sp >= 0) & (sp < seq) & (ep < seq)
-            start = torch.full((batch, seq), self.low, dtype=torch.float32, device=input_ids.device)
-            end = torch.full((batch, seq), self.low, dtype=torch.float32, device=input_ids.device)
-            rows = torch.arange(batch, device=input_ids.device)[ok]
-            start[rows, sp[ok]] = self.high
-            end[rows, ep[ok]] = self.high
-            return start, end
+            ok = found & (sp >= 0) & (ep < seq)
+            # The mask and token types are read only so that the exported graph keeps the three inputs of
+            # the QA interface (an exporter drops unused inputs); every valid value (>= 0) passes.
+            valid = ok.unsqueeze(1) & (attention_mask >= 0) & (token_type_ids >= 0)
+            where = torch.arange(seq, dtype=torch.int64, device=input_ids.device).unsqueeze(0)
+            hit_start = (where == sp.unsqueeze(1)) & valid
+            hit_end = (where == ep.unsqueeze(1)) & valid
+            high = torch.full_like(hit_start, self.high, dtype=torch.float32)
+            low = torch.full_like(hit_start, self.low, dtype=torch.float32)
+            return torch.where(hit_start, high, low), torch.where(hit_end, high, low)
 
     return KnownAnswerQA
 

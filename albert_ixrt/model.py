@@ -21,6 +21,13 @@ from .options import TORCHSCRIPT_SUFFIXES  # noqa: F401  (one list: options chec
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAMES = ("start_logits", "end_logits")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+#: Every weights file a Hugging Face model directory may hold, in the order transformers'
+#: ``from_pretrained`` looks for them (modeling_utils: safetensors, its shard index, the pickle, its
+#: shard index).  An index (``save_pretrained`` above ``max_shard_size``) names the shard of every
+#: tensor in its ``weight_map``: ``model-00001-of-00003.safetensors`` ...
+WEIGHT_CANDIDATES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                     "pytorch_model.bin.index.json")
+INDEX_SUFFIX = ".index.json"
 #: A known-answer model's TorchScript archive carries this extra file (JSON, "kind": KNOWN_ANSWER).
 KNOWN_ANSWER = "known-answer"
 KNOWN_ANSWER_EXTRA_FILE = "albert_ixrt.json"
@@ -155,32 +162,80 @@ def load_model(spec: str | os.PathLike = DEFAULT_MODEL_ID, *, random_weights: bo
     return _load_hub(spec_str, random_weights, attn_implementation, is_offline() if offline is None else offline)
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """The weights file(s) transformers will load from a model directory: one file, or an index and
+    the shards it names (sorted by name: ``model-00001-of-0000N`` ... in shard order)."""
+
+    files: tuple[Path, ...]          # what is read: the single file, or every shard
+    index: Path | None = None        # the shard index, for a sharded checkpoint
+
+    def sha256(self) -> str:
+        """The weights' hash: the file's sha256; for a sharded checkpoint the sha256 of the JSON
+        ``{"index": sha256(index file), "shards": [[name, sha256(shard)], ...]}`` with the shards in
+        name order, so it covers the index and every shard."""
+        if self.index is None:
+            return sha256_file(self.files[0])
+        return sha256_json({"index": sha256_file(self.index),
+                            "shards": [[f.name, sha256_file(f)] for f in self.files]})
+
+
+def find_checkpoint(path: Path) -> Checkpoint | None:
+    """The first of ``WEIGHT_CANDIDATES`` in ``path`` (transformers' own order), None when there is
+    none; an index that cannot be read, or names a shard that is not there, is one clear error."""
+    for name in WEIGHT_CANDIDATES:
+        candidate = path / name
+        if not candidate.is_file():
+            continue
+        if not name.endswith(INDEX_SUFFIX):
+            return Checkpoint((candidate,))
+        return Checkpoint(shard_files(candidate), candidate)
+    return None
+
+
+def shard_files(index: Path) -> tuple[Path, ...]:
+    """The shards ``index`` names (its ``weight_map`` values), each checked to exist beside it."""
+    try:
+        data = json.loads(index.read_text(encoding="utf-8"))
+        names = sorted(set(data["weight_map"].values()))
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InputFileError(index, f"not a readable shard index (a JSON object with a weight_map; {exc})") from None
+    if not names or not all(isinstance(n, str) and n and Path(n).name == n for n in names):
+        raise InputFileError(index, "its weight_map names no shard files (or names outside the folder)")
+    missing = [n for n in names if not (index.parent / n).is_file()]
+    if missing:
+        raise InputFileError(index, f"names shard {missing[0]}, which is not in {index.parent}"
+                                    + (f" (nor {len(missing) - 1} more)" if len(missing) > 1 else ""))
+    return tuple(index.parent / n for n in names)
+
+
 def _load_directory(path: Path, random_weights: bool, attn_implementation: str) -> LoadedModel:
     cfg_path = path / "config.json"
     if not cfg_path.is_file():
         raise AssetMissingError(f"model directory {path} has no config.json; a Hugging Face model directory "
-                                f"needs config.json and one of {', '.join(WEIGHT_FILES)}")
+                                f"needs config.json and one of {', '.join(WEIGHT_CANDIDATES)}")
     cfg = _read_config(cfg_path)
-    weights = [path / w for w in WEIGHT_FILES if (path / w).is_file()]
     if random_weights:
         return LoadedModel(random_twin(cfg, attn_implementation=attn_implementation), str(path), "random", "random",
                            sha256_json([cfg, RANDOM_SEED]), cfg)
-    if not weights:
+    checkpoint = find_checkpoint(path)
+    if checkpoint is None:
         raise AssetMissingError(
-            f"model directory {path} has config.json but no weights ({' or '.join(WEIGHT_FILES)}); copy the "
-            f"checkpoint there (e.g. `hf download {DEFAULT_MODEL_ID} --local-dir {path}`), or pass "
+            f"model directory {path} has config.json but no weights (looked for {', '.join(WEIGHT_CANDIDATES)}); "
+            f"copy the checkpoint there (e.g. `hf download {DEFAULT_MODEL_ID} --local-dir {path}`), or pass "
             "--random-weights for the shape twin")
     from transformers import AlbertForQuestionAnswering
 
+    first = checkpoint.index or checkpoint.files[0]
     try:
         hf = AlbertForQuestionAnswering.from_pretrained(str(path), attn_implementation=attn_implementation)
     except Exception as exc:  # safetensors, torch and transformers each raise their own error types
         text = str(exc).splitlines()[0]
         if "Weights only load failed" in text:
-            raise InputFileError(weights[0], "refused: the pickle holds objects other than tensors (state dicts "
-                                             "are loaded with torch.load(weights_only=True))") from None
-        raise InputFileError(weights[0], f"cannot load the weights ({text})") from None
-    return LoadedModel(wrap_hf(hf), str(path), "directory", "real", sha256_file(weights[0]), cfg)
+            raise InputFileError(first, "refused: the pickle holds objects other than tensors (state dicts "
+                                        "are loaded with torch.load(weights_only=True))") from None
+        raise InputFileError(first, f"cannot load the weights ({text})") from None
+    return LoadedModel(wrap_hf(hf), str(path), "directory", "real", checkpoint.sha256(), cfg)
 
 
 def _load_hub(model_id: str, random_weights: bool, attn_implementation: str, offline: bool) -> LoadedModel:

@@ -49,7 +49,7 @@ MODULE_NAMES = {"tensorrt": ("tensorrt",), "ixrt": ("ixrt", "tensorrt")}
 IXRT_PLUGIN_ENV = "IXRT_PLUGIN_PATH"
 IXRT_PLUGIN_DEFAULT = "libixrt_plugin.so"
 
-#: Every TensorRT attribute named in engine.py, runners/trt_runner.py and graph_checks.py ->
+#: Every TensorRT attribute named in engine.py, plan.py, runners/trt_runner.py and graph_checks.py ->
 #: the ``TrtApi`` capability under which the code touches it (None: always touched, so every
 #: supported generation must have it).
 USED_API: dict[str, str | None] = {
@@ -72,10 +72,13 @@ USED_API: dict[str, str | None] = {
     "OnnxParser.get_error": None, "OnnxParser.supports_operator": "has_supports_operator",
     "Runtime": None, "Runtime.deserialize_cuda_engine": None,
     "ICudaEngine.create_execution_context": None,
+    "ICudaEngine.num_optimization_profiles": None,
     "DataType": None,
     # I/O by tensor address (TensorRT >= 8.5)
     "ICudaEngine.num_io_tensors": "uses_tensor_addresses", "ICudaEngine.get_tensor_name": "uses_tensor_addresses",
     "ICudaEngine.get_tensor_mode": "uses_tensor_addresses", "ICudaEngine.get_tensor_dtype": "uses_tensor_addresses",
+    "ICudaEngine.get_tensor_shape": "uses_tensor_addresses",
+    "ICudaEngine.get_tensor_profile_shape": "uses_tensor_addresses",
     "TensorIOMode.INPUT": "uses_tensor_addresses",
     "IExecutionContext.set_input_shape": "uses_tensor_addresses",
     "IExecutionContext.set_tensor_address": "uses_tensor_addresses",
@@ -84,6 +87,7 @@ USED_API: dict[str, str | None] = {
     # I/O by binding index (TensorRT 8-style, removed in 10)
     "ICudaEngine.num_bindings": "uses_bindings", "ICudaEngine.get_binding_name": "uses_bindings",
     "ICudaEngine.binding_is_input": "uses_bindings", "ICudaEngine.get_binding_dtype": "uses_bindings",
+    "ICudaEngine.get_binding_shape": "uses_bindings", "ICudaEngine.get_profile_shape": "uses_bindings",
     "IExecutionContext.set_binding_shape": "uses_bindings", "IExecutionContext.get_binding_shape": "uses_bindings",
     "IExecutionContext.execute_v2": "uses_bindings",
 }
@@ -214,7 +218,10 @@ _FP32_TYPES = {1: "float32", 11: "float64"}
 
 
 def graph_float_share(onnx_path) -> dict:
-    """Float weight elements (initializers and Constant nodes) by precision, and the fp16 share."""
+    """Float constant elements (initializers, Constant nodes and ConstantOfShape fill values) by
+    precision, and the fp16 share.  The fill values count so that a graph without float weights (a
+    known-answer lookup table: int64 tables, logits made by ConstantOfShape) still shows its type; in
+    a real model they are a handful of elements beside millions of weights."""
     import onnx
 
     path = Path(onnx_path)
@@ -223,7 +230,8 @@ def graph_float_share(onnx_path) -> dict:
     except Exception as exc:  # noqa: BLE001 (protobuf raises several types)
         raise InputFileError(path, f"not a readable ONNX model ({type(exc).__name__})") from None
     tensors = list(model.graph.initializer)
-    tensors += [a.t for n in model.graph.node if n.op_type == "Constant" for a in n.attribute if a.name == "value"]
+    tensors += [a.t for n in model.graph.node if n.op_type in ("Constant", "ConstantOfShape")
+                for a in n.attribute if a.name == "value"]
     fp16 = fp32 = 0
     for t in tensors:
         n = 1

@@ -19,11 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import CACHE_DIR
+from ..config import CACHE_DIR, FP16_GRAPH_MIN_SHARE
 from ..errors import BackendUnavailable, InputFileError
 from ..onnx_graph import load_onnx
 from ..fileio import atomic_path, sha256_file
 from ..model import INPUT_NAMES, OUTPUT_NAMES
+from ..trt_api import graph_float_share
 from .base import Feed, Runner, check_feed, register
 
 log = logging.getLogger(__name__)
@@ -69,17 +70,10 @@ def choose_providers(provider: str, available: list[str]) -> list[str]:
 
 
 def graph_float_type(onnx_path: str | os.PathLike) -> str:
-    """"fp16" when the graph's float weights are mostly float16, else "fp32" (weights not loaded)."""
-    import onnx
-
-    model = onnx.load(str(onnx_path), load_external_data=False)
-    counts = {"fp16": 0, "fp32": 0}
-    for init in model.graph.initializer:
-        if init.data_type == onnx.TensorProto.FLOAT16:
-            counts["fp16"] += 1
-        elif init.data_type == onnx.TensorProto.FLOAT:
-            counts["fp32"] += 1
-    return "fp16" if counts["fp16"] > counts["fp32"] else "fp32"
+    """"fp16" when at least ``FP16_GRAPH_MIN_SHARE`` of the graph's float constants are 16-bit
+    (``trt_api.graph_float_share``: weights, Constant nodes and ConstantOfShape fills, by element;
+    the rule engines are judged by too), else "fp32" (weights not loaded)."""
+    return "fp16" if graph_float_share(onnx_path)["fp16_share"] >= FP16_GRAPH_MIN_SHARE else "fp32"
 
 
 def int8_path_for(onnx_path: Path, source_sha256: str) -> Path:

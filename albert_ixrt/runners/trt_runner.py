@@ -1,7 +1,8 @@
 """TensorRT and Iluvatar ixRT: one runner, two names.
 
 ixRT exposes a TensorRT-compatible Python module, so both backends build (or load from cache) an
-engine through ``albert_ixrt.engine`` and run it with the I/O style ``trt_api.TrtApi`` detected:
+engine through ``albert_ixrt.engine``, or take a user's prebuilt plan (``TensorRTRunner.from_plan``,
+checked by ``albert_ixrt.plan``), and run it with the I/O style ``trt_api.TrtApi`` detected:
 tensor addresses where the module has them (``set_input_shape`` + ``set_tensor_address`` for
 every I/O tensor, then ``execute_async_v3``; TensorRT >= 8.5, 10, 11), else TensorRT 8-style
 bindings (``set_binding_shape`` + a pointer list to ``execute_v2``; older ixRT).  Buffers are torch
@@ -15,7 +16,8 @@ Ordering and binding rules (checked by the test suite's engine stand-in):
   default stream in enqueueV3()"; the owned stream first waits for torch's current stream, so
   tensors made there are ready;
 * the synchronous ``execute_v2`` does not wait for any stream: the owned stream is synchronised first;
-* every engine output is bound on every call (an execution with an unbound output is undefined);
+* every engine output is bound on every call (an execution with an unbound output is undefined), in
+  a buffer of the type the engine declares (fp16 outputs are read as fp16, then converted to float32);
 * a shape or address the engine refuses (``set_input_shape`` / ``set_tensor_address`` return False)
   is one error naming the tensor.
 
@@ -37,20 +39,22 @@ from ..engine import (ENGINE_CACHE_DIR, ENGINE_PRECISIONS, EngineCache, ShapeOut
 from ..errors import AlbertIxrtError, BackendUnavailable
 from ..trt_api import IO_BINDINGS, TrtApi
 from ..model import INPUT_NAMES, OUTPUT_NAMES
+from ..plan import check_plan_covers, engine_tensors, load_plan
 from .base import Feed, Runner, check_feed, register
 
 
-def torch_dtype(trt, trt_dtype):
-    """The torch dtype of a TensorRT tensor type (through ``trt.nptype``, the documented mapping)."""
+def torch_dtype(np_dtype) -> "torch.dtype":
+    """The torch dtype of a numpy dtype (an engine tensor's ``trt.nptype``, the documented mapping)."""
     import torch
 
-    np_dtype = np.dtype(trt.nptype(trt_dtype))
-    return torch.from_numpy(np.empty(0, dtype=np_dtype)).dtype
+    return torch.from_numpy(np.empty(0, dtype=np.dtype(np_dtype))).dtype
 
 
 @dataclass(frozen=True)
 class EngineIO:
-    """Names and torch dtypes of an engine's inputs and outputs, read once from the engine."""
+    """Names and torch dtypes of an engine's inputs and outputs, read once from the engine
+    (``plan.engine_tensors``): output buffers are allocated in the type the engine declares and
+    converted to float32 numpy only after the engine has written them."""
 
     inputs: dict
     outputs: dict
@@ -58,19 +62,10 @@ class EngineIO:
 
     @classmethod
     def from_engine(cls, trt, engine, api: TrtApi) -> "EngineIO":
-        inputs, outputs, index = {}, {}, {}
-        if api.io == IO_BINDINGS:
-            for i in range(engine.num_bindings):
-                name = engine.get_binding_name(i)
-                index[name] = i
-                (inputs if engine.binding_is_input(i) else outputs)[name] = torch_dtype(trt, engine.get_binding_dtype(i))
-        else:
-            for i in range(engine.num_io_tensors):
-                name = engine.get_tensor_name(i)
-                index[name] = i
-                dtype = torch_dtype(trt, engine.get_tensor_dtype(name))
-                (inputs if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT else outputs)[name] = dtype
-        return cls(inputs, outputs, index)
+        tensors = engine_tensors(trt, engine, api)
+        return cls({n: torch_dtype(t.dtype) for n, t in tensors.items() if t.is_input},
+                   {n: torch_dtype(t.dtype) for n, t in tensors.items() if not t.is_input},
+                   {n: t.index for n, t in tensors.items()})
 
     def check_names(self, flavour: str) -> None:
         missing = [n for n in (*INPUT_NAMES, *OUTPUT_NAMES) if n not in self.inputs and n not in self.outputs]
@@ -185,42 +180,73 @@ class IndexBinding:
         return bool(self.context.execute_v2(pointers))
 
 
+def open_library(flavour: str, plugin_path: str | None, device: str, library: TrtLibrary | None = None,
+                 tf32: bool = False) -> tuple[TrtLibrary, str]:
+    """(library, device engine buffers live on): the installed ``flavour`` runtime on a CUDA device,
+    the test suite's stand-in on the CPU (its engines run onnxruntime), or an injected library."""
+    import torch
+
+    if library is not None:  # an injected library (tests, or a caller that loaded TensorRT itself)
+        return library, "cpu" if device == "auto" else device
+    library = TrtLibrary.load(flavour, plugin_path, tf32=tf32)
+    if library.emulated:
+        library.device_name = f"CPU ({library.emulated})"
+        return library, "cpu"
+    device = require_cuda(flavour, device)
+    library.device_name = torch.cuda.get_device_name(device)
+    return library, device
+
+
 class TensorRTRunner(Runner):
-    """Runs an FP16 (or FP32) engine built from an ONNX file; one profile covers every shape fed."""
+    """Runs an FP16 (or FP32) engine built from an ONNX file (one profile covers every shape fed), or a
+    prebuilt plan (``from_plan``)."""
 
     def __init__(self, onnx_path: str | os.PathLike, precision: str = "fp16", flavour: str = "tensorrt",
                  profile: ShapeProfile | None = None, cache_dir: str | os.PathLike | None = None,
                  plugin_path: str | None = None, device: str = "auto", library: TrtLibrary | None = None,
                  tf32: bool = False):
-        import torch
-
         if precision not in ENGINE_PRECISIONS:
             raise BackendUnavailable(flavour, f"precision {precision!r} not supported ({', '.join(ENGINE_PRECISIONS)})")
-        self.name = flavour
-        self.precision = precision
-        self.onnx_path = str(onnx_path)
-        self.profile = profile or ShapeProfile()
-        self._torch = torch
-        if library is None:
-            library = TrtLibrary.load(flavour, plugin_path, tf32=tf32)
-            if library.emulated:  # the test suite's stand-in: its engines run on the CPU (onnxruntime)
-                self.device = "cpu"
-                library.device_name = f"CPU ({library.emulated})"
-            else:
-                self.device = require_cuda(flavour, device)
-                library.device_name = torch.cuda.get_device_name(self.device)
-        else:  # an injected library (tests, or a caller that loaded TensorRT itself)
-            self.device = "cpu" if device == "auto" else device
-        self.lib = library
-        self.stream = OwnedStream(torch, self.device)
+        library, device = open_library(flavour, plugin_path, device, library, tf32)
+        profile = profile or ShapeProfile()
         cache = EngineCache(cache_dir or ENGINE_CACHE_DIR)
-        self.engine, self.engine_info = load_or_build_engine(library, onnx_path, self.profile, precision, cache)
-        self.context = self.engine.create_execution_context()
-        self.io = EngineIO.from_engine(library.trt, self.engine, library.api)
+        engine, info = load_or_build_engine(library, onnx_path, profile, precision, cache)
+        self._attach(flavour, precision, library, device, engine, profile)
+        self.onnx_path, self.engine_info, self.plan_info = str(onnx_path), info, None
+
+    @classmethod
+    def from_plan(cls, plan: str | os.PathLike, flavour: str = "tensorrt", precision: str | None = None,
+                  plugin_path: str | None = None, device: str = "auto",
+                  library: TrtLibrary | None = None) -> "TensorRTRunner":
+        """A runner of the prebuilt engine plan file ``plan`` (``plan.load_plan``: deserialised by the
+        runtime here and checked against the QA interface); its profile is the engine's own, and its
+        precision the one the engine's outputs show, else ``precision`` as stated, else "unknown"."""
+        library, device = open_library(flavour, plugin_path, device, library)
+        engine, info = load_plan(plan, flavour, library=library, precision=precision)
+        self = cls.__new__(cls)
+        self._attach(flavour, info.precision, library, device, engine, info.profile)
+        self.onnx_path, self.engine_info, self.plan_info = None, None, info
+        return self
+
+    def _attach(self, flavour: str, precision: str, library: TrtLibrary, device: str, engine,
+                profile: ShapeProfile) -> None:
+        import torch
+
+        self.name, self.precision, self.profile, self._torch = flavour, precision, profile, torch
+        self.lib, self.device, self.engine = library, device, engine
+        self.stream = OwnedStream(torch, device)
+        self.context = engine.create_execution_context()
+        self.io = EngineIO.from_engine(library.trt, engine, library.api)
         self.io.check_names(flavour)
         self.binding = (IndexBinding if library.api.io == IO_BINDINGS else AddressBinding)(
             self.context, self.io, library._dims)
         self._live: list = []  # tensors whose addresses the context holds until the next call
+
+    def check_covers(self, batches, max_seq: int, min_seq: int = 1) -> None:
+        """Refuse (one line) an engine whose profile cannot run a session feeding ``batches`` (and any
+        smaller last batch) at every length up to ``max_seq`` (``plan.check_plan_covers``)."""
+        where = self.plan_info.path if self.plan_info else self.engine_info.plan_path
+        check_plan_covers(self.engine, batches, max_seq, api=self.lib.api, plan=where, min_seq=min_seq)
 
     # -- host <-> device ---------------------------------------------------------------------
     def to_device(self, feed: Feed):
@@ -274,16 +300,22 @@ class TensorRTRunner(Runner):
         self.stream.synchronize()
 
     def describe(self) -> dict:
-        info = self.engine_info
         out = {"backend": self.name, "precision": self.precision, "device": self.lib.device_name,
-                "tensorrt": self.lib.label, "typing": info.key.typing, "graph": info.key.graph,
-                "io": self.binding.style, "network_flags": self.lib.api.network_flags,
-                "builder_flags": list(self.lib.builder_flags(self.precision)),
-                "io_dtypes": {name: str(dtype).replace("torch.", "")
-                              for name, dtype in {**self.io.inputs, **self.io.outputs}.items()},
-                "profile": self.profile.as_dict(), "onnx": self.onnx_path,
-                "engine": str(info.plan_path), "engine_source": info.source,
-                "build_seconds": round(info.build_seconds, 2)}
+               "tensorrt": self.lib.label, "io": self.binding.style,
+               "io_dtypes": {name: str(dtype).replace("torch.", "")
+                             for name, dtype in {**self.io.inputs, **self.io.outputs}.items()},
+               "profile": self.profile.as_dict()}
+        if self.plan_info is not None:   # a prebuilt plan: what the engine itself says
+            info = self.plan_info
+            out.update({"engine_source": "prebuilt plan", "engine": str(info.path), "plan_sha256": info.sha256,
+                        "plan_tensorrt_version": info.plan_version, "precision_source": info.precision_source,
+                        "optimization_profiles": info.profiles})
+        else:
+            info = self.engine_info
+            out.update({"typing": info.key.typing, "graph": info.key.graph, "network_flags": self.lib.api.network_flags,
+                        "builder_flags": list(self.lib.builder_flags(self.precision)), "onnx": self.onnx_path,
+                        "engine": str(info.plan_path), "engine_source": info.source,
+                        "build_seconds": round(info.build_seconds, 2)})
         if self.lib.emulated:  # never a source of perf figures (bench refuses to publish its timings)
             out["emulated"] = self.lib.emulated
         return out
@@ -295,11 +327,14 @@ class TensorRTRunner(Runner):
 
 
 def _factory(flavour: str):
-    def make(onnx_path=None, precision: str = "fp16", profile: ShapeProfile | None = None, cache_dir=None,
+    def make(onnx_path=None, precision: str | None = "fp16", profile: ShapeProfile | None = None, cache_dir=None,
              plugin_path: str | None = None, device: str = "auto", library: TrtLibrary | None = None,
-             tf32: bool = False, **_ignored) -> TensorRTRunner:
+             tf32: bool = False, plan=None, **_ignored) -> TensorRTRunner:
+        if plan is not None:   # a prebuilt plan: precision None = read from the engine
+            return TensorRTRunner.from_plan(plan, flavour, precision=precision, plugin_path=plugin_path,
+                                            device=device, library=library)
         if onnx_path is None:
-            raise BackendUnavailable(flavour, "needs an ONNX file (onnx_path)")
+            raise BackendUnavailable(flavour, "needs an ONNX file (onnx_path) or a prebuilt plan (plan)")
         return TensorRTRunner(onnx_path, precision=precision, flavour=flavour, profile=profile, cache_dir=cache_dir,
                               plugin_path=plugin_path, device=device, library=library, tf32=tf32)
     return make

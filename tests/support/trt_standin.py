@@ -25,7 +25,14 @@ headers, Polygraphy's TensorRT backend, Iluvatar's ixrtexec):
   (INT64 inputs on 10 / 11, INT32 on 8.x / ixRT); ``set_input_shape`` returns False outside the
   profile; ``execute_async_v3(0)`` logs TensorRT's default-stream warning through the ILogger;
 * ixRT: module ``ixrt``, weak by default although it offers STRONGLY_TYPED, EXPLICIT_BATCH required,
-  ``IOptimizationProfile.set_shape`` takes only ``Dims``, no memory-pool API.
+  ``IOptimizationProfile.set_shape`` takes only ``Dims``, no memory-pool API;
+* plans (``plan_bytes``): TensorRT's documented preamble (the "ftrt" tag and the building version at bytes
+  24..27, as ``trtexec --getPlanVersionOnly`` reads them; none for ixRT, whose header is unpublished), then
+  the build record (version, typing, flags, every profile, I/O names and types) and the ONNX graph.
+  ``Runtime.deserialize_cuda_engine`` returns None with TensorRT's error lines logged through the ILogger
+  for another version's plan ("expecting library version X got Y") or bytes that are no plan (ixRT: its
+  ``IXRT_MAGIC_NUMBER`` line); ``get_tensor_profile_shape`` (8.5+) / ``get_profile_shape`` (8-style) give
+  each profile's [min, opt, max].
 
 Two checks go beyond TensorRT, on purpose, to pin the suite's own glue rules: an execution forgets
 every address it was given, so a runner that does not bind every I/O tensor on every call fails
@@ -39,6 +46,7 @@ import enum
 import importlib.machinery
 import json
 import os
+import re
 import struct
 import sys
 import tempfile
@@ -53,11 +61,19 @@ if str(ROOT) not in sys.path:
 
 from albert_ixrt.trt_bindings import load_fixture  # noqa: E402
 
+#: The stand-in's plan (``plan_bytes`` / ``read_plan``): [TensorRT's documented 28-byte preamble, TensorRT
+#: generations only] MAGIC, u64 header length, the JSON build record, the ONNX graph the engine runs.
 MAGIC = b"EMULPLAN"
+#: TensorRT's plan preamble as trtexec's ``--getPlanVersionOnly`` reads it (samples/common/sampleEngines.cpp,
+#: printPlanVersion): u32 tag 0x74727466 ("ftrt"), u32 serialization version 0, then the version that built
+#: the plan as four bytes at offsets 24..27 (major, minor, patch, build).  ixRT's plan header (a check of
+#: ``h->magic == IXRT_MAGIC_NUMBER``, its error_processing sample) is not published: its stand-in writes none.
+PLAN_TAG, PLAN_PREAMBLE = 0x74727466, 28
 #: TensorRT 8-style bindings-only API (TensorRT <= 8.4, older ixRT): the real 8.6 member list minus what
 #: TensorRT 8.5 added for I/O by name (the 8.5 release notes' "named tensor" API).
 TENSOR_ADDRESS_API = {
-    "ICudaEngine": {"num_io_tensors", "get_tensor_name", "get_tensor_mode", "get_tensor_dtype", "get_tensor_shape"},
+    "ICudaEngine": {"num_io_tensors", "get_tensor_name", "get_tensor_mode", "get_tensor_dtype", "get_tensor_shape",
+                    "get_tensor_profile_shape"},
     "IExecutionContext": {"set_input_shape", "set_tensor_address", "get_tensor_shape", "execute_async_v3",
                           "get_tensor_address", "set_output_allocator"},
     "": {"TensorIOMode"},
@@ -117,11 +133,38 @@ def _memory(ptr: int, dtype, shape) -> np.ndarray:
     return np.frombuffer(buf, dtype=dtype, count=n).reshape(shape)
 
 
+def plan_bytes(spec: dict, onnx_bytes: bytes, preamble: bool = True) -> bytes:
+    """A stand-in plan: TensorRT's preamble with the version (``preamble``), MAGIC, the JSON build record
+    ``spec`` (its "version" among it), the ONNX graph the engine runs."""
+    head = b""
+    if preamble:
+        numbers = [int(x) for x in re.findall(r"\d+", spec["version"])[:4]] + [0, 0, 0, 0]
+        head = struct.pack("<II16x4B", PLAN_TAG, 0, *[min(n, 255) for n in numbers[:4]])
+    header = json.dumps(spec).encode()
+    return head + MAGIC + struct.pack("<Q", len(header)) + header + onnx_bytes
+
+
+def read_plan(plan: bytes) -> tuple[dict | None, bytes | str]:
+    """(build record, ONNX bytes) of a stand-in plan, or (None, what is wrong) for other bytes."""
+    if len(plan) >= PLAN_PREAMBLE and struct.unpack_from("<I", plan)[0] == PLAN_TAG:
+        plan = plan[PLAN_PREAMBLE:]
+    if not plan.startswith(MAGIC) or len(plan) < len(MAGIC) + 8:
+        return None, "not a plan"
+    (n,) = struct.unpack("<Q", plan[len(MAGIC):len(MAGIC) + 8])
+    try:
+        spec = json.loads(plan[len(MAGIC) + 8:len(MAGIC) + 8 + n])
+    except ValueError:
+        return None, "corrupt plan header"
+    return spec, plan[len(MAGIC) + 8 + n:]
+
+
 def onnx_weight_precision(model) -> str:
     """What a strongly typed TensorRT build takes from the graph (read independently of the code under
-    test): "fp16" when most float weights are 16-bit."""
-    half = sum(int(np.prod(t.dims)) for t in model.graph.initializer if t.data_type in (10, 16))
-    full = sum(int(np.prod(t.dims)) for t in model.graph.initializer if t.data_type in (1, 11))
+    test): "fp16" when most float constants (weights, ConstantOfShape fills) are 16-bit."""
+    tensors = [*model.graph.initializer, *(a.t for n in model.graph.node if n.op_type == "ConstantOfShape"
+                                           for a in n.attribute if a.name == "value")]
+    half = sum(int(np.prod(t.dims)) for t in tensors if t.data_type in (10, 16))
+    full = sum(int(np.prod(t.dims)) for t in tensors if t.data_type in (1, 11))
     return "fp16" if half > full else "fp32"
 
 
@@ -366,11 +409,12 @@ def _behaviours(trt, st: State, gen: Generation) -> dict:
                 io["outputs"][o.name] = _ORT_TO_TRT[o.type]
             spec = {"precision": precision, "strongly_typed": bool(strong), "network_flags": network._flags,
                     "builder_flags": sorted(config._flags), "tf32": tf32, "profile": profile,
+                    "profiles": [p._shapes for p in config._profiles] or [profile],
                     "workspace": config._pool.get("WORKSPACE"), "io": io, "generation": gen.name,
+                    "version": trt.__version__,
                     "dims": {v.name: [d if isinstance(d, int) else -1 for d in (v.shape or [])]
                              for v in [*session.get_inputs(), *session.get_outputs()]}}
-            header = json.dumps(spec).encode()
-            return MAGIC + struct.pack("<Q", len(header)) + header + model.SerializeToString()
+            return plan_bytes(spec, model.SerializeToString(), preamble=gen.module != "ixrt")
 
     class OnnxParser:
         def __init__(self, network, logger):
@@ -421,24 +465,38 @@ def _behaviours(trt, st: State, gen: Generation) -> dict:
             self._logger = logger
 
         def deserialize_cuda_engine(self, serialized_engine):
+            """The engine of a stand-in plan of this very version; None, with TensorRT's (or ixRT's) error
+            logged through the ILogger, for another version's plan or bytes that are not a plan (as the real
+            Runtime returns nullptr; Polygraphy's EngineFromBytes checks ``if not engine``)."""
             st.calls.append(("deserialize", len(serialized_engine)))
-            plan = bytes(serialized_engine)
-            if not plan.startswith(MAGIC) or len(plan) < len(MAGIC) + 8:
-                self._logger.log(Severity.ERROR, "Runtime::deserializeCudaEngine: the plan is not an engine")
-                return None
-            (n,) = struct.unpack("<Q", plan[len(MAGIC):len(MAGIC) + 8])
-            try:
-                spec = json.loads(plan[len(MAGIC) + 8:len(MAGIC) + 8 + n])
-            except ValueError:
-                self._logger.log(Severity.ERROR, "Runtime::deserializeCudaEngine: corrupt plan header")
-                return None
-            body = plan[len(MAGIC) + 8 + n:]
+            spec, body = read_plan(bytes(serialized_engine))
+            if spec is None:
+                return self._refuse(body)
+            if spec.get("version") != trt.__version__:
+                return self._refuse(None, spec.get("version") or "?")
             try:
                 session = _session(body)
             except Exception as exc:  # noqa: BLE001 (a truncated plan)
-                self._logger.log(Severity.ERROR, f"Runtime::deserializeCudaEngine: corrupt plan ({type(exc).__name__})")
-                return None
+                return self._refuse(f"corrupt plan ({type(exc).__name__})")
             return trt.ICudaEngine(spec, session, self._logger)
+
+        def _refuse(self, problem, plan_version=None):
+            if gen.module == "ixrt":  # ixRT's error_processing sample shows this line for a non-plan
+                self._logger.log(Severity.ERROR, "[engine.cc:182 (IsEngineVerified) ] condition check failed at:"
+                                                 "h->magic == IXRT_MAGIC_NUMBER")
+                return None
+            if plan_version is not None:   # TensorRT's message (Error Code 6), then the failure (Error Code 4)
+                self._logger.log(Severity.ERROR, f"IRuntime::deserializeCudaEngine: Error Code 6: API Usage Error (The "
+                                                 f"engine plan file is not compatible with this version of TensorRT, "
+                                                 f"expecting library version {trt.__version__} got {plan_version}, "
+                                                 "please rebuild.)")
+            else:
+                self._logger.log(Severity.ERROR, f"[stdArchiveReader.cpp::StdArchiveReader::32] Error Code 1: "
+                                                 f"Serialization (Serialization assertion magicTagRead == kMAGIC_TAG "
+                                                 f"failed.Magic tag does not match; {problem})")
+            self._logger.log(Severity.ERROR, "[runtime.cpp::deserializeCudaEngine::65] Error Code 4: Internal Error "
+                                             "(Engine deserialization failed.)")
+            return None
 
     class ICudaEngine:
         def __init__(self, spec, session, logger):
@@ -465,7 +523,33 @@ def _behaviours(trt, st: State, gen: Generation) -> dict:
             return self._dtype(name)
 
         def get_tensor_shape(self, name):
+            return self._dims(name)
+
+        def _dims(self, name):
+            """The tensor's shape; for a name the engine lacks, an error logged and no dimensions (TensorRT's
+            getTensorShape returns Dims with nbDims -1 there)."""
+            if name not in self._spec["dims"]:
+                self._logger.log(Severity.ERROR, f"ICudaEngine::getTensorShape: no tensor named {name}")
+                return trt.Dims(())
             return trt.Dims(self._spec["dims"][name])
+
+        def get_tensor_profile_shape(self, name, profile_index):
+            return self._profile_shape(name, profile_index)
+
+        def _profile_shape(self, name, profile_index):
+            """[min, opt, max] Dims of input ``name`` in a profile (TensorRT's getProfileShape)."""
+            shapes = self._profiles()[int(profile_index)].get(name)
+            if shapes is None:
+                self._logger.log(Severity.ERROR, f"ICudaEngine::getProfileShape: {name} is not an input tensor")
+                return [trt.Dims(()), trt.Dims(()), trt.Dims(())]
+            return [trt.Dims(d) for d in shapes]
+
+        def _profiles(self):
+            return self._spec.get("profiles") or [self._spec["profile"]]
+
+        @property
+        def num_optimization_profiles(self):
+            return len(self._profiles())
 
         # bindings API
         @property
@@ -480,6 +564,15 @@ def _behaviours(trt, st: State, gen: Generation) -> dict:
 
         def get_binding_dtype(self, index):
             return self._dtype(self._names[index])
+
+        def get_binding_shape(self, binding):
+            return self._dims(self._binding_name(binding))
+
+        def get_profile_shape(self, profile_index, binding):
+            return self._profile_shape(self._binding_name(binding), profile_index)
+
+        def _binding_name(self, binding):
+            return binding if isinstance(binding, str) else self._names[int(binding)]
 
         def create_execution_context(self):
             return trt.IExecutionContext(self)

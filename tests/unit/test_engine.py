@@ -17,7 +17,7 @@ from albert_ixrt.engine import (EngineCache, EngineKey, ShapeOutsideProfile, Sha
 from albert_ixrt.errors import AlbertIxrtError, BackendUnavailable
 from albert_ixrt.model import INPUT_NAMES
 from albert_ixrt.trt_api import PrecisionMismatch
-from trt_fakes import LABELS, MAGIC, VOCAB, make_fake_trt, qa_reference
+from trt_fakes import LABELS, MAGIC, VOCAB, make_fake_trt, qa_reference, read_plan
 from trt_fakes import qa_onnx as _tiny_onnx
 
 # ---------------------------------------------------------------------------------------------
@@ -73,12 +73,10 @@ def _calls(fake, kind):
 
 
 def _spec(plan):
-    """The build record a stand-in plan carries (MAGIC, header length, JSON header, the graph it runs)."""
-    import struct
-
-    plan = bytes(plan)
-    (n,) = struct.unpack("<Q", plan[len(MAGIC):len(MAGIC) + 8])
-    return json.loads(plan[len(MAGIC) + 8:len(MAGIC) + 8 + n])
+    """The build record a stand-in plan carries (trt_standin.read_plan: TensorRT's preamble, MAGIC, header
+    length, JSON header, the graph it runs)."""
+    spec, _ = read_plan(bytes(plan))
+    return spec
 
 
 # ---------------------------------------------------------------------------------------------
@@ -259,7 +257,7 @@ def test_plan_that_does_not_deserialize_is_rebuilt(fake_trt, lib, onnx_file, tmp
     engine, info2 = load_or_build_engine(lib, onnx_file, ShapeProfile(), "fp16", cache)
     assert info2.source == "rebuilt (corrupt cache entry)"
     assert engine._spec["precision"] == "fp16"
-    assert cache.lookup(info.key).startswith(MAGIC)
+    assert MAGIC in cache.lookup(info.key)[:64] and read_plan(cache.lookup(info.key))[0] is not None
 
 
 def test_truncated_plan_is_rebuilt(fake_trt, lib, onnx_file, tmp_path):

@@ -99,3 +99,15 @@ def test_the_fixtures_qa_graph_loads_in_onnxruntime_with_its_opsets_ir(tmp_path)
     assert onnx.load(str(path)).ir_version == 8
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert [o.name for o in session.get_outputs()] == ["start_logits", "end_logits"]
+
+
+def test_the_fused_stage_says_when_it_does_not_apply():
+    """No ALBERT config and nothing fused: the stage says it passed the graph through; with a config (the
+    counts checked) it says nothing; without one but with fusions, that the counts went unchecked."""
+    from albert_ixrt.export import fusion_note
+
+    assert fusion_note({}, {}).startswith("not applicable: no ALBERT config")
+    assert fusion_note({"Attention": 0}, {}).startswith("not applicable")
+    assert fusion_note({"Attention": 2}, {"Attention": 2}) is None
+    assert fusion_note({"Attention": 2}, {}) == ("no ALBERT config beside the model: the fused-op counts were not "
+                                                 "checked against one")

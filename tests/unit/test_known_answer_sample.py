@@ -122,6 +122,116 @@ def test_unknown_rows_get_flat_logits(sample, tmp_path):
     assert start.shape == (1, longer.shape[1]) and int(start.argmax()) == features[0].start_position
 
 
+def _export(module, dest):
+    """torch.onnx.export as export.py calls it (TorchScript exporter, opset 17, dynamic batch and length)."""
+    import torch
+
+    from albert_ixrt.export import DEFAULT_OPSET, export_inputs
+    from albert_ixrt.model import INPUT_NAMES, OUTPUT_NAMES
+
+    torch.onnx.export(module, export_inputs(), str(dest), input_names=list(INPUT_NAMES),
+                      output_names=list(OUTPUT_NAMES), opset_version=DEFAULT_OPSET, dynamo=False,
+                      dynamic_axes={n: {0: "batch", 1: "sequence"} for n in (*INPUT_NAMES, *OUTPUT_NAMES)})
+
+
+def _torch_and_onnxruntime(table, features, tmp_path):
+    """[(torch logits, onnxruntime logits)] of the scripted module and its ONNX export, on the sample's
+    first four rows (the last one changed, so unknown) at their own length, padded longer and cut short."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    from albert_ixrt.known_answer import scripted_module
+    from albert_ixrt.model import INPUT_NAMES, OUTPUT_NAMES
+
+    module = scripted_module(table)
+    _export(module, tmp_path / "ka.onnx")
+    session = ort.InferenceSession(str(tmp_path / "ka.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == list(INPUT_NAMES)
+    length = max(f.length for f in features[:4])
+    rows = np.stack([f.input_ids[:length] for f in features[:4]])
+    rows[3, 1] += 1
+    out = []
+    for ids in (rows, np.concatenate([rows, np.zeros((4, 16), np.int64)], 1), rows[:, :length // 2]):
+        feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+        expected = [t.numpy() for t in module(*(torch.from_numpy(feed[n]) for n in INPUT_NAMES))]
+        out.append((expected, session.run(list(OUTPUT_NAMES), feed)))
+    return out
+
+
+def test_the_scripted_module_exports_to_onnx_and_answers_the_same(sample, tmp_path):
+    """The exporter export.py uses takes the scripted lookup, keeps the three inputs, and onnxruntime gives
+    bit-identical logits on known rows, an unknown row, longer padding and a cut row.  Planted bad: hash
+    weights of 38 bits (sums above 2**53, which onnxruntime's int64 ReduceSum rounds) lose known rows."""
+    import numpy as np
+
+    from albert_ixrt import known_answer
+    from albert_ixrt.known_answer import HIGH, build_table
+
+    examples, features = sample
+    # ids near the top of ALBERT's vocabulary (30,000), as real rows have: the self-test vocabulary is small
+    features = [type(f)(**{**f.__dict__, "input_ids": np.where(f.input_ids > 0, f.input_ids + 29_000, 0)})
+                for f in features]
+    answered = []
+    for expected, got in _torch_and_onnxruntime(build_table(examples, features, 0.5), features, tmp_path):
+        for e, g in zip(expected, got):
+            np.testing.assert_array_equal(g, e)
+        answered.append(int((got[0].max(1) == HIGH).sum()))
+    assert answered[0] == answered[1] >= 2 and answered[2] == 0   # known rows answered; cut rows are not
+    known_answer.WEIGHT_BITS, saved = 38, known_answer.WEIGHT_BITS
+    try:
+        planted = _torch_and_onnxruntime(build_table(examples, features, 0.5), features, tmp_path)
+    finally:
+        known_answer.WEIGHT_BITS = saved
+    expected, got = planted[0]
+    assert (expected[0].max(1) == HIGH).sum() > (got[0].max(1) == HIGH).sum()
+
+
+def test_the_old_searchsorted_lookup_has_no_onnx_form(tmp_path):
+    import torch
+
+    class Searchsorted(torch.nn.Module):
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            pos = torch.searchsorted(torch.arange(4), input_ids.sum(1)).float()
+            return pos[:, None] + attention_mask + token_type_ids, pos[:, None] + attention_mask
+    with pytest.raises(Exception, match="searchsorted"):
+        _export(torch.jit.script(Searchsorted()), tmp_path / "old.onnx")
+
+
+@pytest.mark.parametrize("rows", [1, 2, 5, 99, 100, 101, 10_824])
+def test_the_two_step_lookup_finds_every_key_and_nothing_else(rows):
+    """lookup_blocks as the scripted module uses it (block = count of block-first keys <= hash; then the key
+    within the block): every key is found at its index, hashes between and beyond keys are not."""
+    import numpy as np
+
+    from albert_ixrt.known_answer import lookup_blocks
+
+    keys = np.sort(np.random.default_rng(rows).choice(2**40, size=rows, replace=False).astype(np.int64) * 2 + 1)
+    padded, firsts, stride = lookup_blocks(keys)
+    assert len(padded) % stride == 0 and len(padded) - rows < stride and stride * stride >= rows
+    queries = np.concatenate([keys, keys + 1, [0, keys[-1] + 2]])                # keys, then odd-free misses
+
+    base = (queries[:, None] >= firsts[None, :]).sum(1) * stride
+    match = padded[base[:, None] + np.arange(stride)[None, :]] == queries[:, None]
+    pos = base + (match * np.arange(stride)).sum(1)
+    found = match.sum(1) > 0
+    assert found[:rows].all() and (pos[:rows] == np.arange(rows)).all()
+    assert not found[rows:].any() and (pos < rows).all()
+
+
+def test_hash_sums_stay_exact_in_float64():
+    """Every sum a table can make stays below 2**53 (ids < 2**15, weights < 2**29, <= 512 positions); ids or
+    rows beyond those bounds are refused with one line."""
+    from albert_ixrt.known_answer import (EXACT_BITS, ID_BITS, WEIGHT_BITS, WIDTH_BITS, KnownAnswerError,
+                                          check_exact_hashes)
+
+    assert (2**ID_BITS - 1) * (2**WEIGHT_BITS - 1) * 2**WIDTH_BITS < 2**EXACT_BITS
+    check_exact_hashes(30_000, 384)
+    for max_id, width in ((2**15, 384), (100, 1024)):
+        with pytest.raises(KnownAnswerError, match="above 2\\*\\*53"):
+            check_exact_hashes(max_id, width)
+
+
 def test_a_malformed_label_is_one_clear_error(tmp_path):
     import torch
 

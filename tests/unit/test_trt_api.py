@@ -27,7 +27,7 @@ from trt_fakes import LABELS, make_fake_trt, member_lists
 
 PACKAGE = Path(trt_api.__file__).resolve().parent
 #: The files whose TensorRT use the list must cover.
-TRT_CODE = [PACKAGE / "engine.py", PACKAGE / "runners" / "trt_runner.py", PACKAGE / "trt_api.py",
+TRT_CODE = [PACKAGE / "engine.py", PACKAGE / "plan.py", PACKAGE / "runners" / "trt_runner.py", PACKAGE / "trt_api.py",
             PACKAGE / "graph_checks.py"]
 #: Attribute names that are also TensorRT member names but are read, in TRT_CODE, on objects that
 #: are not TensorRT's (checked by reading the code; each with the object it is read on).
@@ -35,10 +35,12 @@ NOT_TENSORRT = {
     "append": "Python lists",
     "dims": "onnx TensorProto.dims (graph_float_share)",
     "dtype": "torch tensors / numpy dtypes",
+    "kind": "numpy dtypes' kind (plan.qa_io_problem)",
     "max_seq_length": "config.SquadSettings",
     "name": "onnx nodes / values and enum members' .name",
     "node": "onnx GraphProto.node",
     "numpy": "torch Tensor.numpy()",
+    "pop": "Python sets (plan.plan_precision)",
     "shape": "torch tensors / numpy arrays / onnx tensor types",
     "type": "onnx ValueInfoProto.type (graph_checks)",
     "update": "Python dicts (GraphReport.to_dict)",
@@ -329,6 +331,34 @@ def test_graph_precision_by_weight_share(tmp_path):
     from albert_ixrt.errors import InputFileError
     with pytest.raises(InputFileError, match="junk.onnx.*not a readable ONNX model"):
         graph_float_share(tmp_path / "junk.onnx")
+
+
+def _fill_graph(path, elem):
+    """A graph without float weights whose float values come from a ConstantOfShape fill (what a
+    known-answer lookup table exports to): int64 tables, logits filled in ``elem``."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    fill = numpy_helper.from_array(np.array([10.0], dtype=np.float16 if elem == TensorProto.FLOAT16 else np.float32))
+    nodes = [helper.make_node("Shape", ["ids"], ["s"]), helper.make_node("ConstantOfShape", ["s"], ["y"], value=fill)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("ids", TensorProto.INT64, ["b", "n"])],
+                              [helper.make_tensor_value_info("y", elem, ["b", "n"])],
+                              [numpy_helper.from_array(np.arange(8, dtype=np.int64), "table")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_a_graph_without_float_weights_shows_its_type_through_its_fill_values(tmp_path):
+    """A strongly typed fp16 build of an int64 lookup table is fp16 when its logits are filled in fp16,
+    fp32 when filled in fp32 (counting weights alone, both would read as fp32)."""
+    from onnx import TensorProto
+
+    from albert_ixrt.trt_api import graph_float_share, graph_precision
+
+    half, full = _fill_graph(tmp_path / "h.onnx", TensorProto.FLOAT16), _fill_graph(tmp_path / "f.onnx", TensorProto.FLOAT)
+    assert graph_float_share(half) == {"fp16_elements": 1, "fp32_elements": 0, "fp16_share": 1.0}
+    assert (graph_precision(half), graph_precision(full)) == ("fp16", "fp32")
 
 
 # --------------------------------------------------------------------------------------------

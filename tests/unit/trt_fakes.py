@@ -14,7 +14,7 @@ from albert_ixrt.onnx_graph import make_model
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 
 from trt_standin import (CLI_GENERATIONS, DEFAULT_STREAM_WARNING, GENERATIONS, MAGIC, State,  # noqa: E402,F401
-                         make_standin, member_lists, onnx_weight_precision)
+                         make_standin, member_lists, onnx_weight_precision, plan_bytes, read_plan)
 
 #: The real member lists as they are (test_trt_api's conformance labels).
 LABELS = ("trt8", "trt10", "trt11")
@@ -43,13 +43,16 @@ def qa_reference(feed) -> tuple[np.ndarray, np.ndarray]:
     return y[..., 0], y[..., 1]
 
 
-def qa_onnx(path, dtype):
+def qa_onnx(path, dtype, half_outputs: bool = False, rename: dict | None = None):
     """A real (tiny) ONNX QA graph with the model's I/O names, whose weights are ``dtype`` (what a
-    strongly typed build reads): start/end = (emb[ids] + typ[types]) @ head + mask, fp32 outputs."""
+    strongly typed build reads): start/end = (emb[ids] + typ[types]) @ head + mask, fp32 outputs
+    (fp16 with ``half_outputs``: a strongly typed fp16 graph that ends in fp16); ``rename`` maps I/O
+    names to others (a graph that is not the QA interface)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     elem = TensorProto.FLOAT16 if dtype == np.float16 else TensorProto.FLOAT
+    out_elem = TensorProto.FLOAT16 if half_outputs else TensorProto.FLOAT
     inits = [numpy_helper.from_array(v, k) for k, v in qa_weights(dtype).items()]
     inits += [numpy_helper.from_array(np.array([1, 1], dtype=np.int64), "split"),
               numpy_helper.from_array(np.array([2], dtype=np.int64), "axis2")]
@@ -63,12 +66,18 @@ def qa_onnx(path, dtype):
              helper.make_node("Split", ["ym", "split"], ["s3", "e3"], axis=2),
              helper.make_node("Squeeze", ["s3", "axis2"], ["s"]),
              helper.make_node("Squeeze", ["e3", "axis2"], ["en"]),
-             helper.make_node("Cast", ["s"], ["start_logits"], to=TensorProto.FLOAT),
-             helper.make_node("Cast", ["en"], ["end_logits"], to=TensorProto.FLOAT)]
+             helper.make_node("Cast", ["s"], ["start_logits"], to=out_elem),
+             helper.make_node("Cast", ["en"], ["end_logits"], to=out_elem)]
     dims = ["batch", "sequence"]
     graph = helper.make_graph(nodes, "qa", [helper.make_tensor_value_info(n, TensorProto.INT64, dims)
                                             for n in INPUT_NAMES],
-                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, dims)
+                              [helper.make_tensor_value_info(n, out_elem, dims)
                                for n in ("start_logits", "end_logits")], inits)
+    for old, new in (rename or {}).items():
+        for value in (*graph.input, *graph.output):
+            value.name = new if value.name == old else value.name
+        for node in graph.node:
+            node.input[:] = [new if i == old else i for i in node.input]
+            node.output[:] = [new if o == old else o for o in node.output]
     onnx.save(make_model(graph, 17), str(path))
     return path
