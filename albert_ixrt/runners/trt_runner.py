@@ -2,7 +2,7 @@
 
 ixRT exposes a TensorRT-compatible Python module, so both backends build (or load from cache) an
 engine through ``albert_ixrt.engine``, or take a user's prebuilt plan (``TensorRTRunner.from_plan``,
-checked by ``albert_ixrt.plan``), and run it with the I/O style ``trt_api.TrtApi`` detected:
+checked by ``albert_ixrt.engine_plan``), and run it with the I/O style ``trt_api.TrtApi`` detected:
 tensor addresses where the module has them (``set_input_shape`` + ``set_tensor_address`` for
 every I/O tensor, then ``execute_async_v3``; TensorRT >= 8.5, 10, 11), else TensorRT 8-style
 bindings (``set_binding_shape`` + a pointer list to ``execute_v2``; older ixRT).  Buffers are torch
@@ -39,7 +39,7 @@ from ..engine import (ENGINE_CACHE_DIR, ENGINE_PRECISIONS, EngineCache, ShapeOut
 from ..errors import AlbertIxrtError, BackendUnavailable
 from ..trt_api import IO_BINDINGS, TrtApi
 from ..model import INPUT_NAMES, OUTPUT_NAMES
-from ..plan import check_plan_covers, engine_tensors, load_plan
+from ..engine_plan import check_plan_covers, engine_tensors, load_plan
 from .base import Feed, Runner, check_feed, register
 
 
@@ -53,7 +53,7 @@ def torch_dtype(np_dtype) -> "torch.dtype":
 @dataclass(frozen=True)
 class EngineIO:
     """Names and torch dtypes of an engine's inputs and outputs, read once from the engine
-    (``plan.engine_tensors``): output buffers are allocated in the type the engine declares and
+    (``engine_plan.engine_tensors``): output buffers are allocated in the type the engine declares and
     converted to float32 numpy only after the engine has written them."""
 
     inputs: dict
@@ -218,7 +218,7 @@ class TensorRTRunner(Runner):
     def from_plan(cls, plan: str | os.PathLike, flavour: str = "tensorrt", precision: str | None = None,
                   plugin_path: str | None = None, device: str = "auto",
                   library: TrtLibrary | None = None) -> "TensorRTRunner":
-        """A runner of the prebuilt engine plan file ``plan`` (``plan.load_plan``: deserialised by the
+        """A runner of the prebuilt engine plan file ``plan`` (``engine_plan.load_plan``: deserialised by the
         runtime here and checked against the QA interface); its profile is the engine's own, and its
         precision the one the engine's outputs show, else ``precision`` as stated, else "unknown"."""
         library, device = open_library(flavour, plugin_path, device, library)
@@ -244,7 +244,7 @@ class TensorRTRunner(Runner):
 
     def check_covers(self, batches, max_seq: int, min_seq: int = 1) -> None:
         """Refuse (one line) an engine whose profile cannot run a session feeding ``batches`` (and any
-        smaller last batch) at every length up to ``max_seq`` (``plan.check_plan_covers``)."""
+        smaller last batch) at every length up to ``max_seq`` (``engine_plan.check_plan_covers``)."""
         where = self.plan_info.path if self.plan_info else self.engine_info.plan_path
         check_plan_covers(self.engine, batches, max_seq, api=self.lib.api, plan=where, min_seq=min_seq)
 

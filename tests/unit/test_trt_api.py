@@ -345,7 +345,7 @@ def _fill_graph(path, elem):
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("ids", TensorProto.INT64, ["b", "n"])],
                               [helper.make_tensor_value_info("y", elem, ["b", "n"])],
                               [numpy_helper.from_array(np.arange(8, dtype=np.int64), "table")])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    onnx.save(make_model(graph, 17), str(path))
     return path
 
 

@@ -1,4 +1,4 @@
-"""A prebuilt engine plan as the subject (albert_ixrt.plan, TensorRTRunner.from_plan), against the TensorRT
+"""A prebuilt engine plan as the subject (albert_ixrt.engine_plan, TensorRTRunner.from_plan), against the TensorRT
 stand-in (tests/support/trt_standin.py), whose plans carry TensorRT's documented preamble and whose runtime
 refuses another version's plan or bytes that are no plan, as TensorRT's does.  Every check both ways: a
 plan that passes and runs, and one refused in one line naming the file and the offending tensor, shape or
@@ -13,7 +13,7 @@ import pytest
 
 from albert_ixrt.engine import ShapeOutsideProfile, ShapeProfile, TrtLibrary
 from albert_ixrt.errors import InputFileError
-from albert_ixrt.plan import (PLAN_TAG, PlanRefused, check_plan_covers, load_plan, plan_header_version,
+from albert_ixrt.engine_plan import (PLAN_TAG, PlanRefused, check_plan_covers, load_plan, plan_header_version,
                               same_version)
 from trt_fakes import VOCAB, make_fake_trt, qa_onnx, qa_reference
 
@@ -116,7 +116,7 @@ def test_a_plan_that_is_not_the_qa_interface_is_refused_naming_the_tensor(label,
 
 
 def test_qa_io_problems_name_type_and_rank():
-    from albert_ixrt.plan import TensorInfo, qa_io_problem
+    from albert_ixrt.engine_plan import TensorInfo, qa_io_problem
 
     def io(**change):
         t = {n: TensorInfo(n, True, np.dtype(np.int32), (-1, -1), i)
