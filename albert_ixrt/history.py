@@ -227,7 +227,8 @@ def _v1_bench(src: Source) -> dict:
     try:
         bench = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputFileError(path, json_problem(exc) if isinstance(exc, json.JSONDecodeError) else "not UTF-8") from None
+        problem = json_problem(exc) if isinstance(exc, json.JSONDecodeError) else "not UTF-8 text"
+        raise InputFileError(path, problem) from None
     return bench if isinstance(bench, dict) else {}
 
 
@@ -240,7 +241,8 @@ def _record(src: Source, key: dict, entry: str, when: datetime, commit, dirty, p
     acc = None
     if isinstance(accuracy, dict):
         acc = {k: accuracy.get(k) for k in (*ACCURACY_METRICS, "questions", "features")}
-    subject = f"{key['batch_size']}x{key['seq_len']} {key['lengths']}" if key.get("batch_size") else key.get("lengths") or entry
+    subject = (f"{key['batch_size']}x{key['seq_len']} {key['lengths']}" if key.get("batch_size")
+               else key.get("lengths") or entry)
     return {"history_schema": HISTORY_SCHEMA, "series": series_id(key), "key": key, "subject": subject,
             "night": when.date().isoformat(), "time": when.isoformat(), "commit": commit, "dirty": dirty,
             "source": {"kind": src.kind, "path": str(src.path), "sha256": src.sha256, "entry": entry},

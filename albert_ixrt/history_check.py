@@ -7,8 +7,8 @@ Throughput (sequences/s of each night's median round, on a log scale so a change
   rounds calls every other night a regression (benchmarks/BENCHMARKS.md measures it).  Each night's
   median round is one observation, and the spread between nights is estimated from the history.
 - **Robust baseline.**  The baseline is the ``baseline`` nights before the window; nights further than
-  3.5 normal-scaled MADs from their median (Iglewicz and Hoaglin's modified z-score rule) are set
-  aside, so one wild night neither moves the baseline nor inflates its spread.
+  HISTORY_OUTLIER_Z normal-scaled MADs from their median (a modified z-score rule) are set aside,
+  so one wild night neither moves the baseline nor inflates its spread.
 - **The test.**  The window's nights against the baseline's, Student's two-sample t-test with pooled
   variance (``scipy.stats.ttest_ind_from_stats``, one-sided): the window's own spread joins the
   pooled one, so a window of one low and one normal night (a blip) weighs less.  The 95 %
@@ -30,6 +30,7 @@ Every number lives in config.py.  Pure functions of the nights: no I/O, no torch
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, field
 
@@ -48,6 +49,8 @@ UNJUDGED_WEIGHTS = ("random",)
 #: Weights with a designed accuracy (known-answer models): drops are judged, the threshold is not.
 NO_THRESHOLD_WEIGHTS = ("random", "known-answer")
 PERF_METRIC = "seq/s (median round)"
+#: Figures are decimal points in binary floats: 90.2 - 90.1 is 0.0999999999999943, a drop of 0.1 all the same.
+FLOAT_SLACK = 1e-9
 CONFIDENCE = 0.95
 
 
@@ -102,12 +105,21 @@ class Comparison:
     spread: float      # baseline standard deviation (log): between-night noise
 
 
+#: A normal distribution's standard deviation per unit of median absolute deviation (1.4826).
+MAD_TO_SD = float(1.0 / stats.norm.ppf(0.75))
+
+
 def kept_baseline(base: np.ndarray) -> np.ndarray:
-    """The baseline nights without outliers (modified z-score above HISTORY_OUTLIER_Z)."""
-    mad = stats.median_abs_deviation(base, scale="normal")
+    """The baseline nights without outliers (modified z-score above HISTORY_OUTLIER_Z).  The MAD is
+    numpy's two medians rather than scipy.stats.median_abs_deviation(scale="normal"), the same figure:
+    scipy's array-API wrapper costs ~30x the arithmetic (measured: 80 % of a verdict's time), which
+    benchmarks/history_noise.py pays ~100,000 times."""
+    centre = np.median(base)
+    deviation = np.abs(base - centre)
+    mad = float(np.median(deviation)) * MAD_TO_SD
     if not mad > 0:
         return base
-    return base[np.abs(base - np.median(base)) <= HISTORY_OUTLIER_Z * mad]
+    return base[deviation <= HISTORY_OUTLIER_Z * mad]
 
 
 def compare(base: np.ndarray, window: np.ndarray) -> Comparison | None:
@@ -134,35 +146,35 @@ def pct(log_change: float) -> float:
     return math.expm1(log_change) * 100.0
 
 
+@functools.lru_cache(maxsize=256)
+def _t_quantile(df: int) -> float:
+    return float(stats.t.ppf(0.5 + CONFIDENCE / 2, df))
+
+
 def ci_pct(c: Comparison) -> tuple[float, float]:
-    if c.se == 0:
-        return pct(c.change), pct(c.change)
-    lo, hi = stats.t.interval(CONFIDENCE, c.df, loc=c.change, scale=c.se)
-    return pct(lo), pct(hi)
+    """The two-sided CONFIDENCE interval of the change, in percent (Student's t, the test's df)."""
+    half = _t_quantile(c.df) * c.se
+    return pct(c.change - half), pct(c.change + half)
 
 
 def _window_vs_baseline(x: np.ndarray, start: int, settings: Settings) -> Comparison | None:
     base = x[max(0, start - settings.baseline):start]
-    if len(base) < settings.min_baseline:
+    if start < 1 or len(base) < settings.min_baseline:
         return None
     return compare(base, x[start:])
 
 
-def _persistent(x: np.ndarray, settings: Settings) -> Comparison | None:
+def _persists(x: np.ndarray, c: Comparison | None, start: int, settings: Settings) -> bool:
     """The newest ``persist`` nights: each below the baseline by the floor, together significant."""
-    start = len(x) - settings.persist
-    c = _window_vs_baseline(x, start, settings) if start > 0 else None
     if c is None or c.p >= settings.alpha:
-        return None
+        return False
     floor = math.log1p(-settings.floor_pct / 100.0)
-    return c if all(v - c.centre <= floor for v in x[start:]) else None
+    return all(v - c.centre <= floor for v in x[start:])
 
 
-def _overwhelming(x: np.ndarray, settings: Settings) -> Comparison | None:
-    c = _window_vs_baseline(x, len(x) - 1, settings)
-    if c is None or c.p >= settings.overwhelming_p or pct(c.change) > -settings.overwhelming_min_pct:
-        return None
-    return c
+def _overwhelms(c: Comparison | None, settings: Settings) -> bool:
+    """The newest night alone: beyond doubt as noise and at least HISTORY_OVERWHELMING_MIN_PCT slower."""
+    return c is not None and c.p < settings.overwhelming_p and pct(c.change) <= -settings.overwhelming_min_pct
 
 
 def _low_night(x: np.ndarray, i: int, settings: Settings) -> bool:
@@ -172,7 +184,8 @@ def _low_night(x: np.ndarray, i: int, settings: Settings) -> bool:
 
 
 def first_bad(x: np.ndarray, start: int, settings: Settings) -> int:
-    """Step back from the window's first night over nights already low against the nights before them."""
+    """Step back from the window's first night over nights already low against the nights before them
+    (a slowdown older than the window: the nightly check did not run, or was ignored)."""
     while start - 1 >= settings.min_baseline and _low_night(x, start - 1, settings):
         start -= 1
     return start
@@ -183,31 +196,47 @@ def _nights(n: int) -> str:
 
 
 def perf_verdict(values, settings: Settings = Settings()) -> Verdict:
-    """The throughput verdict on a series' night values (higher is better), oldest first."""
-    vals = [v for v in values if v is not None and v > 0]
+    """The throughput verdict on a series' night values (higher is better), oldest first; nights without
+    a value (None) are skipped, and ``first_bad``/``last_good`` index ``values`` itself."""
+    where = [i for i, val in enumerate(values) if val is not None and val > 0]
+    vals = [values[i] for i in where]
     v = Verdict(PERF_METRIC, "not judged", latest=vals[-1] if vals else None, nights=len(vals))
     if len(vals) < settings.min_baseline + 1:
         v.rule = f"{_nights(len(vals))}; needs {settings.min_baseline + 1} to judge"
         return v
     x = np.log(np.asarray(vals, dtype=float))
-    hit, rule = _persistent(x, settings), f"slower on each of the newest {settings.persist} nights"
-    if hit is None:
-        hit, rule = _overwhelming(x, settings), "one night, overwhelming"
-    if hit is None:
-        c = _window_vs_baseline(x, len(x) - min(settings.persist, len(x) - settings.min_baseline), settings)
-        _describe(v, c, len(x), "ok")
-        v.rule = "within noise" if c is None or pct(c.change) > -settings.floor_pct else "not significant"
-        if c is not None and pct(c.change) < 0 and c.p < settings.alpha:
-            v.rule = "slower on one night only (waits for persistence)"
+    start = len(x) - settings.persist
+    window = _window_vs_baseline(x, start, settings)
+    one = _window_vs_baseline(x, len(x) - 1, settings) if settings.persist != 1 else window
+    if _persists(x, window, start, settings):
+        hit, rule = window, f"slower on each of the newest {_nights(settings.persist)}"
+    elif _overwhelms(one, settings):
+        hit, rule, start = one, "one night, beyond doubt", len(x) - 1
+    else:
+        _describe(v, window or one, "ok")
+        if v.status == "ok":
+            v.rule = _ok_rule(v, one, settings)
         return v
-    start = first_bad(x, len(x) - (settings.persist if rule.startswith("slower") else 1), settings)
-    final = _window_vs_baseline(x, start, settings) or hit
-    _describe(v, final, len(x), "REGRESSION")
-    v.rule, v.first_bad, v.last_good = rule, start, start - 1
+    start = first_bad(x, start, settings)
+    _describe(v, _window_vs_baseline(x, start, settings) or hit, "REGRESSION")
+    v.rule, v.first_bad, v.last_good = rule, where[start], where[start - 1]
     return v
 
 
-def _describe(v: Verdict, c: Comparison | None, n: int, status: str) -> None:
+def _ok_rule(v: Verdict, one: Comparison | None, settings: Settings) -> str:
+    """Why a judged series is not flagged, in words."""
+    if one is not None and pct(one.change) <= -settings.floor_pct and one.p < settings.alpha and settings.persist > 1:
+        return "slower on the newest night only (waits for persistence)"
+    if v.change >= 0:
+        return "no slowdown"
+    if v.change > -settings.floor_pct:
+        return f"under the {settings.floor_pct:g} % floor"
+    if v.p >= settings.alpha:
+        return "within noise"
+    return "not slower by the floor on every night of the window"
+
+
+def _describe(v: Verdict, c: Comparison | None, status: str) -> None:
     v.status = status
     if c is None:
         v.status, v.rule = "not judged", "baseline too short"
@@ -245,7 +274,7 @@ def accuracy_verdict(metric: str, values: list[float | None], weights: str | Non
         while bad > 0 and values[idx[bad - 1]] < threshold:
             bad -= 1
         v.first_bad, reasons = idx[bad], [f"below the acceptance threshold {threshold}"]
-    if drop is not None and v.change <= -(settings.accuracy_drop - 1e-9):
+    if drop is not None and v.change <= -(settings.accuracy_drop - FLOAT_SLACK):
         bad = _accuracy_first_bad(values, idx, settings)
         v.first_bad = bad if v.first_bad is None else min(v.first_bad, bad)
         reasons.append(f"dropped {-v.change:.2f} points (limit {settings.accuracy_drop})")
@@ -270,7 +299,7 @@ def _accuracy_first_bad(values, idx: list[int], settings: Settings) -> int:
     end = len(idx) - 1
     while end - 1 > 0:
         prev = _accuracy_drop(values, idx, settings, end - 1)
-        if prev is None or prev[1] > -(settings.accuracy_drop - 1e-9):
+        if prev is None or prev[1] > -(settings.accuracy_drop - FLOAT_SLACK):
             break
         end -= 1
     return idx[end]
@@ -359,14 +388,16 @@ def table(results: list[SeriesResult]) -> str:
         rows.append((r.series.title, "", "", "", "", "", ""))
         for v in r.verdicts:
             unit = "%" if v.unit == "%" else " pt"
-            change = "-" if v.change is None else f"{v.change:+.1f}{unit}" if v.unit == "%" else f"{v.change:+.2f}{unit}"
+            digits = 1 if v.unit == "%" else 2
+            change = "-" if v.change is None else f"{v.change:+.{digits}f}{unit}"
             ci = "-" if v.ci is None or v.unit != "%" else f"{v.ci[0]:+.1f} .. {v.ci[1]:+.1f}%"
             rows.append((f"  {v.metric}", str(v.nights), _fmt(v.latest, v.unit), _fmt(v.baseline, v.unit), change,
                          ci, f"{v.status}: {v.rule}" if v.rule else v.status))
     widths = [max(len(row[i]) for row in (head, *rows) if row[1]) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(head, widths)).rstrip()]
     for row in rows:
-        lines.append(row[0] if not row[1] and not row[2] else "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        title_row = not row[1] and not row[2]
+        lines.append(row[0] if title_row else "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
     return "\n".join(lines)
 
 

@@ -132,7 +132,8 @@ def _draw_accuracy(ax, p: Panel) -> None:
                     fontsize=7, color=colour, va="center")
         if label in p.thresholds:
             ax.axhline(p.thresholds[label], color=colour, lw=0.8, ls=":")
-            ax.text(-0.4, p.thresholds[label], f"threshold {p.thresholds[label]}", fontsize=6, color=colour, va="bottom")
+            ax.text(-0.4, p.thresholds[label], f"threshold {p.thresholds[label]}", fontsize=6, color=colour,
+                    va="bottom")
         bad = [i for i in p.accuracy_flagged if vals[i] is not None]
         if bad:
             ax.scatter(bad, [vals[i] for i in bad], s=60, facecolors="none", edgecolors="red", lw=1.5, zorder=5)

@@ -157,8 +157,8 @@ def table(result: dict) -> str:
                      f"{row['six_by_night_3'][rule]:.1%}", f"{row['blip_6'][rule]:.1%}"]
             lines.append("| " + " | ".join(cells) + " |")
         bound = [f"{row['bound_by_night_2'][s]:.1%}" for s in SHIFTS]
-        lines.append(f"| {row['noise']:.0%} | Gaussian bound (1 % false alarms, spread {row['night_spread']:.2%} known) "
-                     f"| 1.00% | " + " | ".join(bound) + " | | |")
+        rule = f"Gaussian bound (1 % false alarms, spread {row['night_spread']:.2%} known)"
+        lines.append(f"| {row['noise']:.0%} | {rule} | 1.00% | " + " | ".join(bound) + " | | |")
     return "\n".join(lines)
 
 

@@ -18,7 +18,8 @@ HELP = "nightly regression tracking: add nights to a history file, judge the new
 def _judge_args(p: argparse.ArgumentParser) -> None:
     from ..config import HISTORY_BASELINE_NIGHTS, HISTORY_FLOOR_PCT, HISTORY_PERSIST_NIGHTS
 
-    p.add_argument("--history", required=True, type=input_file("history file"), metavar="FILE", help="the JSON-lines history file")
+    p.add_argument("--history", required=True, type=input_file("history file"), metavar="FILE",
+                   help="the JSON-lines history file")
     p.add_argument("--persist", type=positive_int, default=HISTORY_PERSIST_NIGHTS, metavar="NIGHTS",
                    help="nights a slowdown must last before it is called, unless one night is overwhelming "
                         "(default %(default)s)")

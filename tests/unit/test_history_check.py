@@ -86,6 +86,12 @@ def test_persistence_is_configurable():
     assert perf_verdict(vals[:-1] + [100.0], Settings(persist=2)).flagged is False   # the newest night is normal
 
 
+def test_nights_without_timing_are_skipped_and_the_commits_still_point_at_the_right_nights():
+    vals = [100.0 * f for f in quiet(10)] + [None, 92.0, None, 92.5]
+    v = perf_verdict(vals)
+    assert v.flagged and (v.first_bad, v.last_good) == (11, 9) and v.nights == 12
+
+
 def test_too_few_nights_are_shown_not_judged(tmp_path):
     v = _perf(_judged(benchmark_nights(tmp_path, quiet(4)))[0])
     assert v.status == "not judged" and "needs 6" in v.rule and not v.flagged
