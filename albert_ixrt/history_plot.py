@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .fileio import atomic_path
 from .history import ACCURACY_METRICS
-from .history_check import PERF_METRIC, THRESHOLDS, SeriesResult
+from .history_check import NO_THRESHOLD_WEIGHTS, PERF_METRIC, THRESHOLDS, SeriesResult
 
 #: The noise band: the baseline mean +- this many between-night standard deviations.
 BAND_SIGMAS = 2.0
@@ -66,7 +66,7 @@ def panel_for(result: SeriesResult) -> Panel:
         vals = [n.accuracy.get(metric) if n.accuracy else None for n in s.nights]
         if any(v is not None for v in vals):
             panel.accuracy[label] = vals
-            if metric in THRESHOLDS:
+            if metric in THRESHOLDS and s.key.get("weights") not in NO_THRESHOLD_WEIGHTS:
                 panel.thresholds[label] = THRESHOLDS[metric]
     acc = [v for v in result.verdicts if v.unit != "%"]
     for v in acc:
