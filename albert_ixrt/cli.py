@@ -13,7 +13,7 @@ from .errors import AlbertIxrtError
 #: Sub-commands in pipeline order: data -> model -> export -> engine -> run -> score -> report.
 COMMANDS = ("fetch", "features", "convert", "layerwise", "evaluate", "merge", "score", "bench", "loadgen", "report",
             "run",
-            "known-answer")
+            "known-answer", "history")
 
 
 class _Parser(argparse.ArgumentParser):

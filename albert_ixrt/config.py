@@ -248,3 +248,38 @@ def expected_fused_ops(model_config: dict) -> dict[str, int]:
     if model_config.get("hidden_act", "gelu_new") in FASTGELU_ACTIVATIONS:
         expected["FastGelu"] = layers
     return expected
+
+# --------------------------------------------------------------------------------------------
+# Nightly regression tracking (`albert-ixrt history check`, albert_ixrt/history_check.py).
+# Measured on simulated histories by benchmarks/history_noise.py (BENCHMARKS.md, "Nightly regression
+# tracking"): night-to-night noise 1-5 %, within-night noise 1 %, 10 rounds, two-mode nights.
+# --------------------------------------------------------------------------------------------
+#: Nights a slowdown must last before it is called (unless one night is overwhelming).
+HISTORY_PERSIST_NIGHTS = 2
+#: Changes smaller than this (percent) are never called: below it, a real change is not worth a
+#: person's morning; each night of the window must be this much slower than the baseline.
+HISTORY_FLOOR_PCT = 2.0
+#: Nights before the window that form the baseline: two weeks of nightlies.  A slowdown that is kept
+#: becomes the new normal once it fills half of them (the baseline mean moves; its spread grows).
+HISTORY_BASELINE_NIGHTS = 14
+#: Fewer baseline nights than this: the series is shown, not judged (a spread from 4 nights is a guess).
+HISTORY_MIN_BASELINE_NIGHTS = 5
+#: One-sided significance of the persistence test (Student's pooled t-test of the window's nights
+#: against the baseline's).  Nightly medians are not quite normal (two-mode clocks skew them), so the
+#: nominal 1 % gave 1.2-1.3 % false alarms per night at 3-5 % noise (benchmarks/history_noise.py, 3,000
+#: quiet histories a level); 0.75 % keeps them under 1 % at 3 % noise (BENCHMARKS.md).
+HISTORY_ALPHA = 0.0075
+#: One night alone is called when it is this unlikely as noise and at least this much slower.
+HISTORY_OVERWHELMING_P = 1e-4
+HISTORY_OVERWHELMING_MIN_PCT = 10.0
+#: Stepping back to the first bad night: an earlier night counts as bad when it alone was this
+#: unlikely against the nights before it (and below the floor).
+HISTORY_EXTEND_ALPHA = 0.05
+#: Baseline nights further than this many normal-scaled MADs from the baseline median are set aside,
+#: so one wild night neither moves the baseline nor widens its spread.  Iglewicz and Hoaglin's usual 3.5
+#: set aside genuine nights of 14-night baselines often enough (their MAD is itself noisy) to raise the
+#: false alarms at 3 % noise from 1.0 % to 1.6 % per night (simulated, 3,000 series); 5 does not.
+HISTORY_OUTLIER_Z = 5.0
+#: Accuracy is deterministic on the same questions: a drop of this many points of EM or F1 below the
+#: baseline median is called on the first night (0.1 points = ~11 of the dev set's 10,570 questions).
+HISTORY_ACCURACY_DROP_POINTS = 0.1

@@ -10,10 +10,21 @@ from albert_ixrt.cli import build_parser
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
 
 
+def _options(parser) -> set[str]:
+    """A parser's options and those of its own sub-commands (``history add --history``)."""
+    found = set()
+    for a in parser._actions:
+        found |= set(a.option_strings)
+        if a.__class__.__name__ == "_SubParsersAction":
+            for p in a.choices.values():
+                found |= _options(p)
+    return found
+
+
 def _options_by_command() -> dict[str, set[str]]:
     parser = build_parser()
     sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
-    return {name: {o for a in p._actions for o in a.option_strings} for name, p in sub.choices.items()}
+    return {name: _options(p) for name, p in sub.choices.items()}
 
 
 def unknown_options(text: str) -> list[str]:
@@ -36,6 +47,8 @@ def test_every_option_the_readme_shows_exists():
 def test_the_checker_catches_a_stale_option():
     assert unknown_options("`albert-ixrt run --profile tiny --fast`\nalbert-ixrt frobnicate") == [
         "albert-ixrt run --fast", "albert-ixrt frobnicate (no such command)"]
+    assert unknown_options("`albert-ixrt history check --history h.jsonl --persist 3 --fast`") == [
+        "albert-ixrt history --fast"]
 
 
 def test_one_set_of_times_and_the_junit_path():
