@@ -464,3 +464,27 @@ def test_run_on_a_known_answer_model_skips_the_onnx_steps_with_one_line(tmp_path
     for name in ("convert", "equivalence", "bench"):
         assert steps[name]["status"] == "skipped" and "no ONNX form" in steps[name]["detail"]["reason"]
     assert steps["evaluate"]["status"] == "ok"
+
+
+def test_a_folder_made_at_the_destination_meanwhile_is_never_replaced(tmp_path):
+    """rename() would silently replace an empty folder: the run publishes under the next free name."""
+    with ResultsDir(tmp_path, subject="tiny") as rd:
+        rd.destination.mkdir()                     # someone else's, empty
+        planned = rd.destination
+        (rd.staging / "report.json").write_text("{}")
+        published = rd.commit()
+    assert published != planned and published.name == planned.name + ".1"
+    assert list(planned.iterdir()) == [] and (published / "report.json").is_file()
+    assert os.readlink(tmp_path / "latest") == published.name
+
+
+def test_without_symlinks_LATEST_alone_names_the_newest_run(tmp_path, monkeypatch):
+    """A file system that takes no symlinks (exFAT, some SMB mounts): the run still publishes, and
+    LATEST (plain text) names it; the link side is shown in the tests above."""
+    def no_symlinks(*a, **k):
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "symlink", no_symlinks)
+    run = fake_run(tmp_path, {"report.md": "x"})
+    assert not os.path.lexists(tmp_path / "latest") and (tmp_path / "LATEST").read_text() == run.name + "\n"
+    assert latest_run(tmp_path).folder == run
