@@ -131,7 +131,8 @@ def test_a_users_own_files_are_left_alone_and_do_not_stop_a_run(tmp_path):
     ("latest", lambda p: p.write_text("my notes"), "is not a link that an albert-ixrt run made"),
     ("latest", lambda p: p.mkdir(), "is not a link that an albert-ixrt run made"),
     ("latest", lambda p: os.symlink("../elsewhere", p), "links to ../elsewhere, not to a run folder beside it"),
-    ("LATEST", lambda p: p.write_text("read me first\n"), "holds something other than the one-line run name albert-ixrt writes there"),
+    ("LATEST", lambda p: p.write_text("read me first\n"),
+     "holds something other than the one-line run name albert-ixrt writes there"),
 ])
 def test_latest_or_LATEST_that_no_run_wrote_is_refused_and_kept(name, make, problem, tmp_path):
     make(tmp_path / name)
@@ -167,7 +168,8 @@ def test_an_old_layout_run_moves_into_a_dated_folder_and_a_users_file_stays(tmp_
         (rd.staging / "report.json").write_text("{}")
         new = rd.commit()
     assert sorted(_files(old)) == sorted(files)                              # its own files, nothing else
-    assert (tmp_path / "notes.txt").read_text() == "mine" and (tmp_path / "onnx" / "mine.onnx").read_text() == "mine too"
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    assert (tmp_path / "onnx" / "mine.onnx").read_text() == "mine too"
     assert not (tmp_path / "report.json").exists() and not (tmp_path / "report.md").exists()
     assert os.readlink(tmp_path / "latest") == new.name
     assert [r.folder for r in list_runs(tmp_path)] == [old, new]

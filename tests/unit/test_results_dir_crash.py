@@ -81,7 +81,8 @@ def test_killed_just_before_report_json_lands_the_run_is_not_visible_then_finish
         assert RUN_NAME_RE.fullmatch(dest) and rd.destination.name > dest
         (rd.staging / "report.json").write_text("{}")
         newest = rd.commit()
-    assert (out / dest / "bench.json").read_text() == "the killed run's bench" and (out / dest / "report.json").is_file()
+    assert (out / dest / "bench.json").read_text() == "the killed run's bench"
+    assert (out / dest / "report.json").is_file()
     assert [r.folder for r in list_runs(out)] == [first, out / dest, newest] and snapshot(first) == kept
     assert os.readlink(out / "latest") == newest.name and hidden(out) == []
 
