@@ -51,7 +51,7 @@ from pathlib import Path
 from .errors import AlbertIxrtError
 from .fileio import HOST_TAG, pid_alive, sweep_partials, write_json_atomic, write_text_atomic
 from .runs import (DEFAULT_SLUG, LATEST_FILE, LATEST_LINK, REPORT, RUN_NAME_RE, STAGING_PREFIX, RunEntry, latest_run,
-                   list_runs, parse_started, run_folder_name, run_key, stamp_of, subject_slug)
+                   list_runs, parse_started, read_record, run_folder_name, run_key, stamp_of, subject_slug)
 
 __all__ = ["ResultsDir", "ResultsDirError", "RunEntry", "check_results_dir", "latest_run", "list_runs",
            "previous_run_files", "recover"]
@@ -350,6 +350,10 @@ def check_results_dir(out: str | os.PathLike, option: str = "--out") -> None:
 
     check_output_dir(option, out)
     if Path(out).is_dir():
+        real = Path(out).resolve()
+        if run_key(real.name) and read_record(real) is not None:
+            raise ResultsDirError(f"{option} {out}: is the folder of one run ({real.name}); a run never writes into "
+                                  f"another's: give the folder that holds the runs ({real.parent})")
         problem = _reserved_problem(Path(out))
         if problem:
             raise ResultsDirError(f"{option} {out}: {problem}; a run never replaces a file it did not write: "
@@ -417,6 +421,7 @@ class ResultsDir:
     def __enter__(self) -> "ResultsDir":
         from filelock import FileLock, Timeout
 
+        check_results_dir(self.out, self.option)  # before the lock file is made (not inside a run's folder)
         missing = []
         p = self.out
         while not p.exists() and p.parent != p:

@@ -490,3 +490,17 @@ def test_without_symlinks_LATEST_alone_names_the_newest_run(tmp_path, monkeypatc
     run = fake_run(tmp_path, {"report.md": "x"})
     assert not os.path.lexists(tmp_path / "latest") and (tmp_path / "LATEST").read_text() == run.name + "\n"
     assert latest_run(tmp_path).folder == run
+
+
+def test_out_naming_one_runs_folder_is_refused(tmp_path):
+    """`--out DIR/latest` (or a dated folder) would put a run inside another run's folder."""
+    run = fake_run(tmp_path, {"report.md": "x"})
+    before = snapshot(tmp_path)
+    for given in (tmp_path / "latest", run):
+        with pytest.raises(ResultsDirError) as info:
+            with ResultsDir(given):
+                pass
+        assert str(info.value) == (f"--out {given}: is the folder of one run ({run.name}); a run never writes "
+                                   f"into another's: give the folder that holds the runs ({tmp_path})")
+    assert snapshot(tmp_path) == before
+    check_results_dir(tmp_path)                     # the folder holding the runs is the one to give
