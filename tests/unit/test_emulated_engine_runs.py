@@ -52,9 +52,9 @@ def test_the_wrapper_refuses_an_unknown_generation():
 @pytest.mark.parametrize("gen", CLI_GENERATIONS)
 def test_emulated_engine_run_and_layerwise(gen, precision, tmp_path, record_property):
     backend = "ixrt" if GENERATIONS[gen].module == "ixrt" else "tensorrt"
-    out = tmp_path / "run"
     proc, wall, cpu = _cli(gen, ["run", "--profile", "tiny", "--backend", backend, "--precision", precision,
-                                 "--out", str(out), "--quiet"], tmp_path / "cache")
+                                 "--out", str(tmp_path / "run"), "--quiet"], tmp_path / "cache")
+    out = tmp_path / "run" / "latest"  # the run's own dated folder
     report = json.loads((out / "report.json").read_text())
     assert proc.returncode == 0 and report["passed"], (proc.stdout[-3000:], proc.stderr[-3000:])
     assert DEFAULT_STREAM_WARNING not in proc.stderr

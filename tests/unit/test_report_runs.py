@@ -48,7 +48,7 @@ def _metrics_em(em, f1, **kw):
 
 
 def markdown(folder) -> str:
-    """perf_report.md's text without drawing the plot (write_report's test below draws it once)."""
+    """perf_report.md's text, without drawing the plot."""
     inputs = collect(folder)
     return render_markdown(rows_for(inputs), inputs)
 
@@ -76,7 +76,8 @@ def test_each_row_names_its_run_and_its_change_against_the_previous_run_of_the_s
     assert rows["—"][0].startswith("**ALBERT base")                              # the reference row, in no run
 
 
-def test_the_runs_table_gives_date_commit_subject_and_changes_from_both_schemas(tmp_path):
+def test_the_runs_table_gives_date_commit_subject_and_changes_from_both_schemas(tmp_path, monkeypatch):
+    monkeypatch.setattr("albert_ixrt.report.plot_throughput", lambda rows, dest, notes=(): dest)  # test_report draws it
     out = _history(tmp_path)
     md = write_report(out)["markdown"].read_text()
     head, *body = _table_rows(md.split("## Runs")[1])
