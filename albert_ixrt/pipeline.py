@@ -3,9 +3,9 @@
 A loop over the plan's steps (``acceptance.session``: the same session the pytest plugin opens), each
 announced as it ends, then the sign-off record written into the results folder.  Every option is
 checked (the plan) and the subject loaded before ``--out`` is touched: bad input is one line, exit 2,
-nothing written.  The run then writes into a staging folder that replaces the previous results only
-when it ends (``results_dir.py``: the lock, the ownership rule and the swap); Ctrl-C leaves them as
-they were.
+nothing written.  Each run gets a folder of its own inside ``--out``
+(``results_dir.py``: a staging folder published by one rename when the run ends, ``latest`` naming the
+newest, the lock); Ctrl-C or a refused run leaves no folder and earlier runs as they were.
 """
 from __future__ import annotations
 
@@ -62,17 +62,18 @@ def run_acceptance(options: Options, *, stderr=None) -> dict:
         load = session.step("load")
         if load.status != "passed" and load.error is not None:
             raise load.error                  # the subject cannot be loaded: one line, exit 2, nothing written
-        with ResultsDir(options.out) as results:
+        with ResultsDir(options.out, subject=plan.subject.model) as results:
+            for line in results.recovered:
+                say(f"albert-ixrt run: {options.out}: {line}")
             try:
                 run_steps(session, say)
             except KeyboardInterrupt:
                 print(f"albert-ixrt run: interrupted in the {interrupted_in(session)} step; {options.out} keeps the "
                       "previous results", file=stderr)
                 raise
-            shown = Path(getattr(results, "destination", None) or options.out)
             began_report = time.perf_counter()
-            rec = write_record(session, results.staging, WRITER, shown_as=shown)
-            results.commit()
+            rec = write_record(session, results.staging, WRITER, shown_as=results.destination)
+            rec["folder"] = str(results.commit())
             say(f"[{len(STEPS)}/{len(STEPS)}] report: written in {time.perf_counter() - began_report:.1f} s")
     rec["seconds"] = round(time.perf_counter() - began, 1)
     return rec

@@ -12,6 +12,11 @@ Definitions kept straight: "QPS" is batches/s, as in the reference (50.99 at bat
 sequences/s).  Exact Match / F1 are the ByteMLPerf-compatible figures, the reference's metric
 (official ones are listed under the table).  A run with random weights has no accuracy: its
 EM/F1 cells say so instead of showing numbers, and its rows are labelled.
+
+Under run folders (``albert-ixrt run --out DIR``), each row names its run and its change against the
+same row of the previous run of the same subject, a "Runs" table lists every run (date, commit,
+subject, verdict, EM/F1 and their change), and a row's EM/F1 come from its own run only
+(``run_changes.py``).
 """
 from __future__ import annotations
 
@@ -29,6 +34,9 @@ from .config import (DEFAULT_SQUAD, REFERENCE_BATCH_SIZE, REFERENCE_DEVICE, REFE
 REFERENCE_SEQ_LEN = DEFAULT_SQUAD.max_seq_length
 from .errors import AssetMissingError, InputFileError
 from .fileio import atomic_path, write_json_atomic, write_text_atomic
+from .run_changes import (FIRST_RUN, accuracy_change, commit_cell, in_staging, previous_of, run_accuracy, run_change,
+                          run_of, run_throughput, runs_under, started_cell, throughput_change)
+from .runs import RunEntry
 
 REPORT_MD = "perf_report.md"
 REPORT_JSON = "perf_report.json"
@@ -56,6 +64,12 @@ class ReportRow:
     vs_reference: float | None = None   # our batches/s over the reference's, where comparable (see vs_reference)
     reference: bool = False
     vs_reference_note: str = ""         # why there is no ratio (or "reference")
+    run: str = ""                       # the run folder the row comes from ("" when it is in none)
+    run_started: str = ""               # that run's start, UTC
+    commit: str = ""                    # the suite's commit that run recorded
+    previous_run: str = ""              # the previous run of the same subject, if any
+    change: str = ""                    # against the same row of previous_run (sequences/s, EM/F1), in words
+    sequences_per_s_change: float | None = None
 
 
 def reference_row() -> ReportRow:
@@ -96,6 +110,7 @@ class Inputs:
     bench: list[tuple[Path, BenchReport]]
     metrics: list[tuple[Path, dict]]
     loadgen: list[tuple[Path, dict]] = field(default_factory=list)
+    runs: list[RunEntry] = field(default_factory=list)   # run folders found (run_changes), oldest first
     root: Path | None = None          # the folder they were collected from
 
     def relative(self, path: Path) -> Path:
@@ -110,8 +125,9 @@ class Inputs:
 
 
 def _json_files(folder: Path) -> list[Path]:
+    """JSON files under ``folder``, not through symlinks (``latest``) nor inside a run's staging folder."""
     skip = {REPORT_JSON}
-    return sorted(p for p in folder.rglob("*.json") if p.name not in skip and p.is_file())
+    return sorted(p for p in folder.rglob("*.json") if p.name not in skip and p.is_file() and not in_staging(p, folder))
 
 
 #: The score keys a metrics.json from `albert-ixrt evaluate` carries.
@@ -143,7 +159,7 @@ def collect(folder: str | os.PathLike) -> Inputs:
             metrics.append((path, data))
         elif isinstance(data, dict) and data.get("schema") == LOADGEN_SCHEMA:
             loadgen.append((path, data))
-    return Inputs(bench, metrics, loadgen, folder)
+    return Inputs(bench, metrics, loadgen, runs=runs_under(folder), root=folder)
 
 
 # --------------------------------------------------------------------------------------------
@@ -179,17 +195,52 @@ def model_label(result: BenchResult) -> str:
 
 
 def rows_for(inputs: Inputs) -> list[ReportRow]:
-    metrics = [m for _, m in inputs.metrics]
-    rows = []
-    for _, report in inputs.bench:
+    """One row per bench result; a result in a run folder takes EM/F1 only from that run's evaluation,
+    is named by its run and compared with the same row of the previous run of its subject."""
+    rows, row_run = [], {}
+    for path, report in inputs.bench:
+        run = run_of(path, inputs.runs)
+        metrics = [m for p, m in inputs.metrics if run_of(p, inputs.runs) == run]
         for r in report.results:
             em, f1 = accuracy_for(r, metrics)
             vs, why = vs_reference(r)
-            rows.append(ReportRow(model_label(r), r.batch_size, r.precision, r.batches_per_s, em, f1,
-                                  r.sequences_per_s, r.batches_per_s, r.seq_len, r.transfer, r.backend, r.device,
-                                  r.weights, vs, False, why))
-    rows.sort(key=lambda x: (x.model, x.backend, x.precision, x.seq_len, x.transfer, x.batch_size))
+            row = ReportRow(model_label(r), r.batch_size, r.precision, r.batches_per_s, em, f1,
+                            r.sequences_per_s, r.batches_per_s, r.seq_len, r.transfer, r.backend, r.device,
+                            r.weights, vs, False, why)
+            if run is not None:
+                row.run, row.run_started, row.commit = run.name, started_cell(run), commit_cell(run)
+            rows.append(row)
+            row_run[id(row)] = run
+    for row in rows:
+        _compare_with_previous_run(row, row_run[id(row)], rows, row_run, inputs.runs)
+    order = {r.folder: i for i, r in enumerate(inputs.runs)}
+    rows.sort(key=lambda x: (x.model, x.backend, x.precision, x.seq_len, x.transfer, x.batch_size,
+                             order.get(getattr(row_run[id(x)], "folder", None), -1)))
     return rows + [reference_row()]
+
+
+def _compare_with_previous_run(row: ReportRow, run: RunEntry | None, rows, row_run, runs) -> None:
+    """Fill ``row.change``: sequences/s (and EM/F1 where both rows have numbers) against the row of
+    the same batch, length and transfer in the previous run of the same subject."""
+    if run is None:
+        return
+    previous = previous_of(run, runs)
+    if previous is None:
+        row.change = FIRST_RUN
+        return
+    row.previous_run = previous.name
+    same = [r for r in rows if row_run[id(r)] is previous and (r.backend, r.precision, r.batch_size, r.seq_len,
+                                                                 r.transfer) ==
+            (row.backend, row.precision, row.batch_size, row.seq_len, row.transfer)]
+    if not same:
+        row.change = f"not measured in {previous.name}"
+        return
+    before = same[0]
+    row.sequences_per_s_change = row.sequences_per_s - before.sequences_per_s
+    accuracy = accuracy_change((row.exact_match, row.f1) if isinstance(row.exact_match, float) else None,
+                               (before.exact_match, before.f1) if isinstance(before.exact_match, float) else None)
+    row.change = ", ".join(p for p in (throughput_change(row.sequences_per_s, before.sequences_per_s), accuracy)
+                           if p) + f" vs {previous.name}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -202,8 +253,13 @@ def _cell(v) -> str:
 
 
 def markdown_table(rows: list[ReportRow]) -> str:
+    """The reference's columns first; "Run" and the change against the previous run of the same
+    subject last, when any row comes from a run folder."""
     head = ["Model", "BatchSize", "Precision", "QPS", "Exact Match", "F1 Score", "seq/s", "batches/s", "SeqLen",
             "Transfer", "Backend", "Device", "Weights", "vs reference (batches/s)"]
+    named = any(r.run for r in rows)
+    if named:
+        head += ["Run", "Change vs previous run of this subject"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         name = f"**{r.model}**" if r.reference else r.model
@@ -211,6 +267,8 @@ def markdown_table(rows: list[ReportRow]) -> str:
         cells = [name, str(r.batch_size), r.precision.upper(), _cell(r.qps), _cell(r.exact_match), _cell(r.f1),
                  f"{r.sequences_per_s:.1f}", _cell(r.batches_per_s), str(r.seq_len), r.transfer, r.backend, r.device,
                  r.weights, vs]
+        if named:
+            cells += [r.run or NOT_MEASURED, r.change or NOT_MEASURED]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -234,6 +292,39 @@ def official_scores_lines(inputs: Inputs, shown_as: Path | None = None) -> list[
         else:
             lines.append(f"- {what}: official SQuAD v1.1 EM {s['exact_match']:.2f} / F1 {s['f1']:.2f}; "
                          f"ByteMLPerf-compatible EM {s['bytemlperf_exact_match']:.2f} / F1 {s['bytemlperf_f1']:.2f}")
+    return lines
+
+
+def run_summaries(inputs: Inputs) -> list[dict]:
+    """One entry per run found, oldest first: when, which commit, which subject, its verdict, its
+    EM/F1 and the change against the previous run of the same subject (run_changes)."""
+    metrics = {r.folder: [m for p, m in inputs.metrics if run_of(p, inputs.runs) == r] for r in inputs.runs}
+    bench = {r.folder: [res for p, rep in inputs.bench if run_of(p, inputs.runs) == r for res in rep.results]
+             for r in inputs.runs}
+    accuracy = {r.folder: run_accuracy(r, metrics[r.folder]) for r in inputs.runs}
+    throughput = {r.folder: run_throughput(r, bench[r.folder]) for r in inputs.runs}
+    out = []
+    for r in inputs.runs:
+        previous = previous_of(r, inputs.runs)
+        acc = accuracy[r.folder]
+        out.append({"run": r.name, "folder": str(r.folder), "started": started_cell(r), "commit": r.commit,
+                    "dirty": r.dirty, "subject": r.subject, "weights": r.weights, "backend": r.backend,
+                    "precision": r.precision, "device": r.device, "verdict": r.verdict, "schema": r.schema,
+                    "exact_match": acc[0] if isinstance(acc, tuple) else acc,
+                    "f1": acc[1] if isinstance(acc, tuple) else acc,
+                    "previous_run": previous.name if previous else None,
+                    "change": run_change(r, previous, accuracy, throughput), "commit_cell": commit_cell(r)})
+    return out
+
+
+def runs_lines(summaries: list[dict]) -> list[str]:
+    lines = ["| Run | Started (UTC) | Commit | Subject | Backend | Precision | Device | Verdict | Exact Match | "
+             "F1 Score | Change vs previous run of this subject |", "|" + "---|" * 11]
+    for s in summaries:
+        cells = [s["run"], s["started"], s["commit_cell"], s["subject"] or "unknown", s["backend"] or "?",
+                 s["precision"] or "?", s["device"] or "?", s["verdict"] or "?", _cell(s["exact_match"]),
+                 _cell(s["f1"]), s["change"]]
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
@@ -281,6 +372,10 @@ def render_markdown(rows: list[ReportRow], inputs: Inputs, notes: list[str] | tu
     if not inputs.bench:
         parts += ["No benchmark results were found, so the table holds only the reference row "
                   "(throughput comes from `albert-ixrt bench --json` files or the run's bench step).", ""]
+    if inputs.runs:
+        parts += ["## Runs", "", "Every run found, oldest first. Exact Match / F1 are ByteMLPerf-compatible and shown "
+                  "for real weights only; a change compares a run with the previous run of the same model, backend, "
+                  "precision and device.", "", *runs_lines(run_summaries(inputs)), ""]
     parts += [f"Note: {n}" for n in notes] + ([""] if notes else [])
     if random_rows:
         parts += ["Rows marked [random weights] measure speed only: a random-weight model has no accuracy, so its "
@@ -354,7 +449,7 @@ def throughput_figure(rows: list[ReportRow], notes=()):
     for r in rows:
         if r.reference or not r.sequences_per_s > 0:
             continue
-        key = f"{r.model} {r.backend}/{r.precision} seq{r.seq_len} {r.transfer}"
+        key = f"{r.model} {r.backend}/{r.precision} seq{r.seq_len} {r.transfer}" + (f" [{r.run}]" if r.run else "")
         series.setdefault(key, []).append(r)
     fig, ax = plt.subplots(figsize=(9, 6))
     for key, points in sorted(series.items()):
@@ -412,7 +507,7 @@ def write_report(folder: str | os.PathLike, out_dir: str | os.PathLike | None = 
     itself): a run that writes into a staging folder, renamed to its --out at the end, passes that --out, so
     nothing names the staging folder, which is gone by the time anyone reads the report."""
     inputs = collect(folder)
-    if not inputs.bench and not inputs.metrics and not inputs.loadgen:
+    if not inputs.bench and not inputs.metrics and not inputs.loadgen and not inputs.runs:
         raise AssetMissingError(f"no benchmark reports (albert-ixrt bench --json) or metrics.json under {folder}")
     out = Path(out_dir or folder)
     rows = rows_for(inputs)
@@ -422,6 +517,7 @@ def write_report(folder: str | os.PathLike, out_dir: str | os.PathLike | None = 
         "schema": "albert-ixrt/report/1", "qps_definition": "batches per second (one query = one batch)",
         "accuracy_metric": "ByteMLPerf-compatible exact match / F1",
         "rows": [asdict(r) for r in rows], "notes": list(notes), "loadgen": [d for _, d in inputs.loadgen],
+        "runs": run_summaries(inputs),
         "sources": [str(shown / inputs.relative(p)) for p in inputs.sources()]})
     png = plot_throughput(rows, out / PLOT_PNG, notes)
     return {"markdown": md, "json": js, "plot": png}

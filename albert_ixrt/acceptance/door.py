@@ -209,11 +209,9 @@ def write_pytest_record(session: Session, folder: Path, verdict) -> str:
     from ..results_dir import ResultsDir
     from .record import write_record
 
-    with ResultsDir(folder, "--albert-report") as results:
-        shown = Path(getattr(results, "destination", None) or folder)
-        write_record(session, results.staging, "albert-ixrt pytest", shown_as=shown, verdict=verdict)
-        results.commit()
-    return str(shown)
+    with ResultsDir(folder, "--albert-report", subject=session.plan.subject.model) as results:
+        write_record(session, results.staging, "albert-ixrt pytest", shown_as=results.destination, verdict=verdict)
+        return str(results.commit())
 
 
 def forget_unfinished_benchmarks(config) -> None:

@@ -102,6 +102,7 @@ def record(session: Session, writer: str, finished: str | None = None, state: st
             "finished": finished or _now(), "suite": suite_identity(), "subject": subject_record(session),
             "options": session.plan.options.given(), "plan": session.plan.summary(),
             "requested": session.requested, "title": title(session), "verdict": verdict.as_dict(),
+            "runner": _runner_description(session),
             "passed": verdict.status == SIGNED_OFF,
             "steps": [r.as_dict() for r in session.results()], "figures": figures_record(session)}
 

@@ -36,7 +36,7 @@ def both_doors(tmp_path: Path, args: list[str], marks: str, run_extra=(), gen: s
                           f"--albert-report={tmp_path / 'pytest'}"], tmp_path)
     records = []
     for folder, proc in (("run", run), ("pytest", test)):
-        path = tmp_path / folder / "report.json"
+        path = tmp_path / folder / "latest" / "report.json"
         assert path.is_file(), f"{folder}: {proc.stdout[-3000:]}{proc.stderr[-3000:]}"
         records.append(json.loads(path.read_text()))
     return records[0], records[1], run.returncode, test.returncode

@@ -91,10 +91,11 @@ def test_run_tiny_profile_end_to_end(tmp_path):
     assert p.returncode == 0, p.stderr
     assert "self-test" in p.stdout and "official SQuAD v1.1" in p.stdout
     assert p.stdout.rstrip().splitlines()[-2].startswith("NOT SIGNED OFF: the built-in tiny self-test model")
+    run = tmp_path / "latest"  # the run's own dated folder
     for name in ("report.md", "report.json", "predictions.json", "metrics.json", "equivalence.json", "bench.json",
                  "perf_report.md", "perf_report.json", "throughput.png", "onnx/manifest.json"):
-        assert (tmp_path / name).is_file(), name
-    report = json.loads((tmp_path / "report.json").read_text())
+        assert (run / name).is_file(), name
+    report = json.loads((run / "report.json").read_text())
     assert [s["name"] for s in report["steps"]] == ["load", "features", "convert", "equivalence", "evaluate",
                                                     "thresholds", "perf"]
     thresholds = report["steps"][5]
@@ -112,5 +113,6 @@ def test_run_fails_when_a_stage_is_not_equivalent(tmp_path, monkeypatch, capsys)
     assert main(["run", "--profile", "tiny", "--out", str(tmp_path), "--quiet", "--skip", "perf"]) == 1
     out = capsys.readouterr().out
     assert "FAILED: the built-in tiny self-test model on torch fp32: " in out and "conversion exported: stage 'exported'" in out
-    report = json.loads((tmp_path / "report.json").read_text())
-    assert report["verdict"]["status"] == "FAILED" and "| equivalence | failed |" in (tmp_path / "report.md").read_text()
+    report = json.loads((tmp_path / "latest" / "report.json").read_text())
+    assert report["verdict"]["status"] == "FAILED"
+    assert "| equivalence | failed |" in (tmp_path / "latest" / "report.md").read_text()

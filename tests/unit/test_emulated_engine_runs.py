@@ -53,19 +53,21 @@ def test_the_wrapper_refuses_an_unknown_generation():
 @pytest.mark.parametrize("gen", CLI_GENERATIONS)
 def test_emulated_engine_run_and_layerwise(gen, precision, tmp_path, record_property):
     backend = "ixrt" if GENERATIONS[gen].module == "ixrt" else "tensorrt"
-    out = tmp_path / "run"
     proc, wall, cpu = _cli(gen, ["run", "--profile", "tiny", "--backend", backend, "--precision", precision,
-                                 "--out", str(out), "--quiet"], tmp_path / "cache")
+                                 "--out", str(tmp_path / "run"), "--quiet"], tmp_path / "cache")
+    out = tmp_path / "run" / "latest"  # the run's own dated folder
     report = json.loads((out / "report.json").read_text())
-    assert proc.returncode == 0 and report["passed"], (proc.stdout[-3000:], proc.stderr[-3000:])
-    assert DEFAULT_STREAM_WARNING not in proc.stderr
+    assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
+    assert report["verdict"]["status"] == "NOT SIGNED OFF" and not report["verdict"]["failed"], report["verdict"]
+    assert "a stand-in for tests, not the engine to ship" in report["verdict"]["line"]
+    assert report["title"].startswith("EMULATED ENGINE") and DEFAULT_STREAM_WARNING not in proc.stderr
     runner = report["runner"]
     assert runner["emulated"] == runner["tensorrt"] and runner["tensorrt"].startswith("emulated TensorRT ")
-    bench = next(s for s in report["steps"] if s["name"] == "bench")
-    assert bench["status"] == "skipped" and "never published" in bench["detail"]["reason"]
-    assert not (out / "bench.json").exists()
+    perf = next(s for s in report["steps"] if s["name"] == "perf")
+    assert all(i["figures"]["not_published"] and i["message"].startswith("[emulated") for i in perf["items"])
+    assert not (out / "bench.json").exists()                          # an emulated engine's timings: never published
     eq = json.loads((out / "equivalence.json").read_text())
-    rows = [c for c in eq["comparisons"] if c["stage"] == "engine"]
+    rows = [c for c in eq["comparisons"] if c["stage"] == "runner"]
     assert len(rows) == 2 and all(c["passed"] and c["precision"] == precision for c in rows), rows
     tol = eq["tolerances"][precision]
     assert all((c["atol"], c["rtol"]) == (tol["atol"], tol["rtol"]) for c in rows)

@@ -41,13 +41,14 @@ def test_metrics_json_is_labelled_for_random_weights(tmp_path):
     from albert_ixrt.pipeline import run_acceptance
 
     rec = run_acceptance(Options(out=str(tmp_path), quiet=True, skip=("convert", "perf")))
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    run = tmp_path / "latest"  # the run's own dated folder
+    metrics = json.loads((run / "metrics.json").read_text())
     assert "random weights" in metrics["warning"]
     assert set(metrics["scores"]) >= {"exact_match", "f1", "bytemlperf_exact_match", "bytemlperf_f1", "labels"}
-    assert "self-test" in rec["verdict"]["line"] and "self-test" in (tmp_path / "report.md").read_text()
-    preds = json.loads((tmp_path / "predictions.json").read_text())
+    assert "self-test" in rec["verdict"]["line"] and "self-test" in (run / "report.md").read_text()
+    preds = json.loads((run / "predictions.json").read_text())
     assert len(preds) == metrics["scores"]["questions"] == 28          # the shipped self-test sample
-    assert not list(tmp_path.glob("*.partial"))
+    assert not list(tmp_path.rglob("*.partial"))
 
 
 def test_missing_tensorrt_is_reported_before_any_conversion(tiny_model, monkeypatch):

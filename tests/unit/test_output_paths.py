@@ -18,6 +18,12 @@ def no_work(monkeypatch):
     def refuse(*a, **k):
         raise AssertionError("work started before the output path was checked")
 
+    # Imported before anything is patched: a module first imported while squad.data.load_squad is
+    # patched would bind the stand-in by `from ... import` and keep it after the test.
+    import albert_ixrt.acceptance.plan  # noqa: F401
+    import albert_ixrt.loaders  # noqa: F401
+    import albert_ixrt.pipeline  # noqa: F401
+
     for target in ("albert_ixrt.acceptance.subject.load_model", "albert_ixrt.model.load_model",
                    "albert_ixrt.squad.data.load_squad", "albert_ixrt.loaders.load_squad"):
         monkeypatch.setattr(target, refuse)

@@ -151,9 +151,9 @@ def test_the_acceptance_package_runs_by_name_from_any_folder_with_its_record(tmp
     assert len(props["subject_weights_sha256"]) == 64 and len(props["subject_squad_sha256"]) == 64, props
     assert props["subject_device"] == "cpu" and props["subject_suite_version"], props
     assert props["albert_status"] == "passed" and props["albert_message"].startswith("PASS"), props
-    rec = json.loads((record / "report.json").read_text())
+    rec = json.loads((record / "latest" / "report.json").read_text())
     assert rec["writer"] == "albert-ixrt pytest" and rec["schema"] == 2
-    assert rec["verdict"]["status"] == "NOT SIGNED OFF" and (record / "report.md").is_file()
+    assert rec["verdict"]["status"] == "NOT SIGNED OFF" and (record / "latest" / "report.md").is_file()
 
 
 def test_the_default_subject_is_the_self_test_and_accuracy_is_not_judged(tmp_path):

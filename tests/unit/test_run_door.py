@@ -35,11 +35,11 @@ def _run(*argv) -> dict:
 
 @pytest.fixture(scope="module")
 def self_test_run(tmp_path_factory):
-    """The default run (no subject named: the built-in self-test), --skip perf, over a previous run."""
+    """The default run (no subject named: the built-in self-test), --skip perf."""
     out = tmp_path_factory.mktemp("run") / "results"
-    _plant_previous_run(out)
     got = _run("--out", str(out), "--skip", "perf")
-    got.update(out=out, report=json.loads((out / "report.json").read_text()), md=(out / "report.md").read_text())
+    run = out / "latest"                  # the run's own dated folder
+    got.update(out=run, report=json.loads((run / "report.json").read_text()), md=(run / "report.md").read_text())
     return got
 
 
@@ -98,7 +98,7 @@ def test_a_step_that_raises_is_recorded_with_its_traceback_and_exits_1(tmp_path,
     monkeypatch.setattr(checks, "evaluate_step", broken)
     r = _run("--out", str(tmp_path), "--quiet", "--skip", "convert", "perf")
     assert r["rc"] == 1
-    rec = json.loads((tmp_path / "report.json").read_text())
+    rec = json.loads((tmp_path / "latest" / "report.json").read_text())
     steps = {s["name"]: s for s in rec["steps"]}
     assert steps["evaluate"]["status"] == "failed" and steps["evaluate"]["reason"] == "RuntimeError: planted failure"
     assert "Traceback" in steps["evaluate"]["detail"]["traceback"]
@@ -113,7 +113,7 @@ def test_bad_input_found_while_running_fails_the_step_in_one_line(tmp_path, monk
 
     monkeypatch.setattr(loaders, "prepare_data", bad_data)
     r = _run("--out", str(tmp_path), "--quiet", "--skip", "convert", "perf")
-    rec = json.loads((tmp_path / "report.json").read_text())
+    rec = json.loads((tmp_path / "latest" / "report.json").read_text())
     steps = {s["name"]: s for s in rec["steps"]}
     assert r["rc"] == 1 and steps["features"]["reason"] == "dev.json: planted: not SQuAD v1.1"
     assert steps["evaluate"]["reason"] == "dev.json: planted: not SQuAD v1.1"     # kept, not rebuilt
@@ -140,13 +140,12 @@ def test_time_advice_names_the_slow_steps_with_their_own_numbers():
     assert time_advice([{"name": "load", "seconds": 0.5}, {"name": "evaluate", "seconds": 0.4}]) == []
 
 
-def test_ctrl_c_leaves_the_previous_report_and_no_verdict(tmp_path, monkeypatch):
+def test_ctrl_c_leaves_no_run_and_no_verdict(tmp_path, monkeypatch):
+    """Ctrl-C: no run folder and no verdict (tests/unit/test_results_dir.py checks earlier runs byte for byte)."""
     def interrupted(session):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(checks, "evaluate_step", interrupted)
-    _plant_previous_run(tmp_path)
-    r = _run("--out", str(tmp_path), "--quiet", "--skip", "convert", "perf")
-    assert r["rc"] == 130
-    assert (tmp_path / "report.md").read_text() == STALE_MD
-    assert "interrupted in the evaluate step" in r["stderr"]
+    r = _run("--out", str(tmp_path / "r"), "--quiet", "--skip", "convert", "perf")
+    assert r["rc"] == 130 and "interrupted in the evaluate step" in r["stderr"]
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").glob("*/report.json"))

@@ -228,8 +228,8 @@ def test_run_report_names_the_first_layer_of_a_failing_stage(tmp_path, monkeypat
     rc = main(["run", "--profile", "tiny", "--out", str(out), "--skip", "perf", "--quiet"])
     capsys.readouterr()
     assert rc == 1
-    steps = {st["name"]: st for st in json.loads((out / "report.json").read_text())["steps"]}
+    steps = {st["name"]: st for st in json.loads((out / "latest" / "report.json").read_text())["steps"]}
     assert steps["equivalence"]["status"] == "failed"
     assert steps["equivalence"]["detail"]["first_layer_over_tolerance"] == {"fused": "layer 1"}
-    md = (out / "report.md").read_text()
+    md = (out / "latest" / "report.md").read_text()
     assert "stage 'fused': first layer over tolerance: layer 1" in md
