@@ -7,7 +7,7 @@ the tolerance of X's precision); every accuracy verdict through ``verdicts``.
 from __future__ import annotations
 
 from ..config import SQUAD_DEV_QUESTIONS
-from .plan import RUNNER_ITEM, STAGES
+from .plan import RUNNER_ITEM
 from .results import FAILED, NOT_JUDGED, PASSED, ItemResult, StepResult, status_of
 from .session import NotJudged, Session, classify, reason_of
 
@@ -41,10 +41,50 @@ def features_step(session: Session) -> StepResult:
 # ---------------------------------------------------------------------------------------------
 # conversion: graph checks, then every stage and the runner under test against torch fp32
 # ---------------------------------------------------------------------------------------------
+def user_conversion(plan) -> tuple:
+    """(folder, manifest, graph problems) of a user's ONNX file, shaped as a conversion of one stage,
+    "onnx": graph checks for the backend that runs it, its sha256 and size, its weights' precision."""
+    from pathlib import Path
+
+    from ..fileio import sha256_file
+    from ..graph_checks import check_graph
+    from ..trt_api import graph_precision
+    from .plan import ONNX_ITEM
+
+    path = Path(plan.subject.onnx)
+    target = "onnxruntime" if plan.subject.backend == "onnxruntime" else "tensorrt"
+    report = check_graph(path, target=target)
+    import onnx
+
+    nodes = len(onnx.load(str(path), load_external_data=False).graph.node)
+    entry = {"file": path.name, "sha256": sha256_file(path), "size_bytes": path.stat().st_size, "node_count": nodes,
+             "graph_check": report.to_dict(), "precision": graph_precision(path), "fused_ops": {}, "seconds": 0.0}
+    return path.parent, {"stages": {ONNX_ITEM: entry}, "source": "the user's own ONNX file"}, \
+        [f"{ONNX_ITEM} ({target}): {p}" for p in report.problems]
+
+
+def plan_step(session: Session) -> StepResult:
+    """A user's engine plan: deserialised by the runtime here, its I/O the QA model's, its profile covering
+    every batch and length the session feeds (the runner's own checks); figures: versions, precision."""
+    from .plan import PLAN_ITEM
+
+    runner = session.artefact("runner")
+    d = runner.describe()
+    figures = {k: d.get(k) for k in ("plan_sha256", "plan_tensorrt_version", "precision", "precision_source",
+                                     "tensorrt", "profile")}
+    return _step("convert", [ItemResult(PLAN_ITEM, PASSED, f"PASS: plan {session.plan.subject.engine}: {d.get('tensorrt')} "
+                                        f"deserialised it; inputs and outputs are the QA model's; its profile "
+                                        f"covers batches {min(session.plan.feeds.batches())}.."
+                                        f"{max(session.plan.feeds.batches())} x seq 1..{session.plan.feeds.seq_len}",
+                                        figures)])
+
+
 def convert_step(session: Session) -> StepResult:
+    if session.plan.subject.engine:
+        return plan_step(session)
     out, manifest, problems = session.artefact("conversion")
     items = []
-    for stage in STAGES:
+    for stage in session.plan.step("convert").items:
         entry = manifest["stages"].get(stage)
         if entry is None:
             items.append(ItemResult(stage, FAILED, f"stage {stage!r} missing from {out / 'manifest.json'}"))
@@ -67,7 +107,10 @@ def equivalence_step(session: Session) -> StepResult:
     from ..compare import compare_stages
     from ..export import stage_paths
 
-    out, manifest, _ = session.artefact("conversion")
+    if session.plan.subject.engine:
+        out, manifest = None, {"stages": {}}
+    else:
+        out, manifest, _ = session.artefact("conversion")
     feeds, reference = session.artefact("equivalence_feeds"), session.artefact("reference")
     model = session.artefact("subject").model
     candidates, runner_failure = {}, None
@@ -76,10 +119,12 @@ def equivalence_step(session: Session) -> StepResult:
     except Exception as exc:
         runner_failure = ItemResult(RUNNER_ITEM, classify(exc, session.plan), reason_of(exc))
     paths = stage_paths(manifest, out)
-    eq = compare_stages(reference, paths, feeds, candidates=candidates, weights=model.weights)
-    drift = first_layers(session, eq, paths, feeds)
+    precisions = {name: entry["precision"] for name, entry in manifest["stages"].items() if "precision" in entry}
+    eq = compare_stages(reference, paths, feeds, candidates=candidates, weights=model.weights,
+                        precisions={k: "fp16" if v == "fp16" else "fp32" for k, v in precisions.items()})
+    drift = first_layers(session, eq, paths, feeds, precisions)
     items = []
-    for name in (*STAGES, RUNNER_ITEM):
+    for name in session.plan.step("equivalence").items:
         rows = eq.of(name)
         if not rows:
             items.append(runner_failure if name == RUNNER_ITEM else
@@ -97,14 +142,14 @@ def equivalence_step(session: Session) -> StepResult:
                                                 "first_layer_over_tolerance": drift})
 
 
-def first_layers(session: Session, eq, paths: dict, feeds) -> dict[str, str]:
+def first_layers(session: Session, eq, paths: dict, feeds, precisions: dict | None = None) -> dict[str, str]:
     """For each stage over tolerance, the first layer that drifts (``albert-ixrt layerwise``); the runner
     under test's row says how to locate it (layerwise through its backend)."""
     from ..layerwise import first_layers_over
 
     failing = list(dict.fromkeys(c.stage for c in eq.comparisons if not c.passed))
     stages = [s for s in failing if s in paths]
-    found = first_layers_over(session.artefact("subject").model, paths, feeds, stages) if stages else {}
+    found = first_layers_over(session.artefact("subject").model, paths, feeds, stages, precisions) if stages else {}
     if RUNNER_ITEM in failing:
         found[RUNNER_ITEM] = (f"`albert-ixrt layerwise --backend {session.plan.subject.backend} --precision "
                               f"{session.plan.subject.precision}` names it")
@@ -217,6 +262,8 @@ def perf_item(session: Session, name: str, timer) -> ItemResult:
     emulated = runner.describe().get("emulated")
     if emulated:
         figures.update(emulated=emulated, not_published="timings of the emulated engine, never TensorRT figures")
+    if session.perf_beside:
+        figures["timed_beside"] = session.perf_beside
     if not timed:
         timed[:] = [runner.infer(feed)]
     rows = slice(0, min(CHECKED_ROWS, int(feed["input_ids"].shape[0])))
@@ -235,6 +282,7 @@ def perf_item(session: Session, name: str, timer) -> ItemResult:
         return ItemResult(name, NOT_JUDGED, "no timings (pytest-benchmark is disabled: --benchmark-disable)", figures)
     head = (f"{figures['sequences_per_s']:.1f} seq/s, {figures['batches_per_s']:.2f} batches/s at batch "
             f"{figures['batch_size']} x {figures['seq_len']} ({lengths}); p50/p90/p99 {figures['p50_ms']:.2f}/"
-            f"{figures['p90_ms']:.2f}/{figures['p99_ms']:.2f} ms")
+            f"{figures['p90_ms']:.2f}/{figures['p99_ms']:.2f} ms"
+            + (" (timed beside another perf session on this machine)" if session.perf_beside else ""))
     return ItemResult(name, PASSED, f"{head}; {message}", figures)
 

@@ -66,6 +66,11 @@ OPTIONS: tuple[Opt, ...] = (
     Opt("model", "model under test: hub id (owner/name), Hugging Face directory, TorchScript .pt, config.json "
                  f"(with --random-weights), or tiny; default ${ENV_MODEL}, else the built-in tiny self-test "
                  "(then nothing is signed off)", type=model_arg),
+    Opt("onnx", "judge this ONNX file (your own export / optimizer pipeline's) instead of the suite's conversion: "
+                "graph checks, equivalence, perf and accuracy through --backend onnxruntime, tensorrt or ixrt; --model "
+                "names the torch model it must match (required)", type=input_file("ONNX file")),
+    Opt("engine", "judge this prebuilt TensorRT / ixRT engine plan (trtexec, ixrtexec) with --backend tensorrt or "
+                  "ixrt; --model names the torch model it must match (required)", type=input_file("engine plan")),
     Opt("random-weights", "allow the seeded random-weight shape twin of a config.json or model directory "
                           "(conversion and speed only: accuracy is then not judged)", flag=True),
     Opt("squad", "SQuAD v1.1 JSON (default: the official dev set from $ALBERT_IXRT_SQUAD, the cache or "
@@ -139,6 +144,8 @@ class Options:
 
     door: str = RUN
     model: str | None = None
+    onnx: str | None = None
+    engine: str | None = None
     random_weights: bool = False
     squad: str | None = None
     tokenizer: str | None = None

@@ -29,6 +29,32 @@ ROUNDS_BATCH_1, ROUNDS, WARMUP = 5, 3, 1
 Timer = Callable[[Callable[[], object], int, int], Sequence[float]]
 
 
+def perf_lock_path():
+    """One lock file per machine (the temp folder) that every perf session holds while it times."""
+    import tempfile
+    from pathlib import Path
+
+    return Path(tempfile.gettempdir()) / "albert-ixrt-perf.lock"
+
+
+def hold_machine(stack) -> str | None:
+    """Take the machine-wide perf lock for the rest of the session (``stack``: where it is released); when
+    another session holds it, say so: these timings then share the machine (None: this session times alone).
+    Hand-written around filelock (an OS lock the kernel drops with its holder): no timing library offers it."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(perf_lock_path()), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        return (f"another albert-ixrt perf session is timing on this machine now (it holds {perf_lock_path()}): "
+                "these timings share the machine with it")
+    except OSError:
+        return None                              # an unwritable temp folder: no lock, no claim either way
+    stack.callback(lock.release)
+    return None
+
+
 def loop_timer(call: Callable[[], object], rounds: int, warmup: int) -> list[float]:
     """``run``'s timer: the benchmark harness's timed loop (warm-up, then one sample per call)."""
     from ..bench import BenchSettings, timed_loop

@@ -24,7 +24,7 @@ from .options import ENV_MODEL, RUN, Options
 SELF_TEST_MODEL = "tiny"
 #: Options that name the subject: any of them given means the user named what is judged, and then
 #: a check that cannot judge it fails instead of skipping (unless --allow-skips).
-SUBJECT_OPTIONS = ("model", "random-weights", "backend", "precision", "device")
+SUBJECT_OPTIONS = ("model", "onnx", "engine", "random-weights", "backend", "precision", "device")
 
 #: The acceptance parts, the steps each consists of, and the markers pytest selects them by.
 PARTS = {"conversion": ("convert", "equivalence"), "accuracy": ("evaluate", "thresholds"), "perf": ("perf",)}
@@ -33,6 +33,8 @@ STAGES = tuple(STAGE_FILES)
 #: The runner under test's own row of the equivalence step (an engine's: the engine itself).
 RUNNER_ITEM = "runner"
 THRESHOLD_ITEMS = ("bytemlperf_exact_match", "bytemlperf_f1", "official_f1_ratio")
+#: The conversion items of a user's own artefact: their ONNX file (as one stage), or their engine plan.
+ONNX_ITEM, PLAN_ITEM = "onnx", "plan"
 #: Bucketed perf timings: batches at the padded lengths evaluation's length bucketing gives.
 BUCKETS = ("shortest", "median", "longest")
 
@@ -48,6 +50,9 @@ class SubjectPlan:
     precision: str
     device: str
     reference_device: str
+    onnx: str | None = None          # the user's ONNX file judged instead of the suite's conversion
+    engine: str | None = None        # the user's engine plan judged instead of an engine the suite builds
+    precision_stated: bool = True    # False: --engine without --precision (read from the plan)
 
     @property
     def named(self) -> bool:
@@ -61,6 +66,10 @@ class SubjectPlan:
         what = "the built-in tiny self-test model" if self.self_test else self.model
         weights = ", random weights" if self.random_weights else ""
         device = "" if self.device == "auto" else f" on {self.device}"
+        if self.onnx or self.engine:
+            kind = "ONNX file" if self.onnx else "engine plan"
+            precision = self.precision if self.precision_stated else "precision from the plan"
+            return f"{kind} {self.onnx or self.engine} on {self.backend} {precision}{device} (reference: {what})"
         return f"{what}{weights} on {self.backend} {self.precision}{device}"
 
 
@@ -194,8 +203,65 @@ def subject_plan(options: Options) -> SubjectPlan:
     elif options.random_weights:
         raise AlbertIxrtError("--random-weights applies to a config.json or model directory; the built-in tiny "
                               "model has random weights already")
+    onnx, engine = own_artefact(options, spec, named_by)
     return SubjectPlan(resolve_model_spec(spec), named_by, options.random_weights, options.backend,
-                       options.precision, options.device, options.reference_device)
+                       options.precision, options.device, options.reference_device, onnx, engine,
+                       precision_stated=not engine or "precision" in given)
+
+
+def own_artefact(options: Options, spec: str, named_by: str | None) -> tuple[str | None, str | None]:
+    """The user's own ONNX file or engine plan, checked: with the backends that run it, and with --model
+    naming the torch model it is judged against (resolved paths)."""
+    if not (options.onnx or options.engine):
+        return None, None
+    if options.onnx and options.engine:
+        raise AlbertIxrtError("--onnx and --engine each name the subject: give one of them")
+    flag = "--onnx" if options.onnx else "--engine"
+    if named_by not in ("--model", f"${ENV_MODEL}"):
+        raise AlbertIxrtError(f"{flag} needs --model naming the torch model it must match (the reference every "
+                              "output is judged against): a hub id, a model directory or a TorchScript file")
+    if options.engine and options.backend not in ENGINE_BACKENDS:
+        raise AlbertIxrtError(f"--engine {options.engine}: a plan runs on --backend tensorrt or ixrt, not "
+                              f"{options.backend}")
+    if options.onnx and options.backend == "torch":
+        raise AlbertIxrtError(f"--onnx {options.onnx} runs on --backend onnxruntime, tensorrt or ixrt; with torch it "
+                              "would be ignored")
+    path = str(Path(options.onnx or options.engine).resolve())
+    if options.onnx:
+        check_user_onnx(path)
+    return (path, None) if options.onnx else (None, path)
+
+
+def check_user_onnx(path: str) -> None:
+    """A user's ONNX file before any work: an ONNX model (weights not read), the QA model's inputs and outputs
+    by name, each [batch, sequence] with both axes dynamic (the session feeds batches of several sizes at
+    several lengths).  One line naming the problem."""
+    import onnx
+
+    from ..errors import InputFileError
+    from ..model import INPUT_NAMES, OUTPUT_NAMES
+
+    try:
+        model = onnx.load(path, load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 (protobuf raises several types)
+        raise InputFileError(path, f"not an ONNX model ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") \
+            from None
+    weights = {t.name for t in model.graph.initializer}      # older exporters list initializers as inputs too
+    for kind, values, names in (("inputs", [v for v in model.graph.input if v.name not in weights], INPUT_NAMES),
+                                ("outputs", model.graph.output, OUTPUT_NAMES)):
+        got = [v.name for v in values]
+        if sorted(got) != sorted(names):
+            raise InputFileError(path, f"its {kind} are {got}; the QA model's are {list(names)}")
+        for v in values:
+            dims = list(v.type.tensor_type.shape.dim)
+            if len(dims) != 2:
+                raise InputFileError(path, f"{kind[:-1]} {v.name!r} has rank {len(dims)}; the QA model's tensors are "
+                                           "[batch, sequence]")
+            for axis, what in enumerate(("batch", "sequence")):
+                if dims[axis].HasField("dim_value"):
+                    raise InputFileError(path, f"{kind[:-1]} {v.name!r} fixes its {what} axis to "
+                                               f"{dims[axis].dim_value}; the session feeds several {what} sizes: "
+                                               f"export it with a dynamic {what} axis")
 
 
 def data_plan(options: Options, subject: SubjectPlan) -> DataPlan:
@@ -215,8 +281,18 @@ def data_plan(options: Options, subject: SubjectPlan) -> DataPlan:
                     not options.no_feature_cache, workers)
 
 
-def step_plans(options: Options, feeds: FeedPlan) -> tuple[StepPlan, ...]:
-    items = {"convert": STAGES, "equivalence": (*STAGES, RUNNER_ITEM), "thresholds": THRESHOLD_ITEMS,
+def conversion_items(subject: SubjectPlan) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(convert items, equivalence items): the suite's five stages, the user's ONNX file, or their plan."""
+    if subject.onnx:
+        return (ONNX_ITEM,), (ONNX_ITEM, RUNNER_ITEM)
+    if subject.engine:
+        return (PLAN_ITEM,), (RUNNER_ITEM,)
+    return STAGES, (*STAGES, RUNNER_ITEM)
+
+
+def step_plans(options: Options, feeds: FeedPlan, subject: SubjectPlan) -> tuple[StepPlan, ...]:
+    convert, equivalence = conversion_items(subject)
+    items = {"convert": convert, "equivalence": equivalence, "thresholds": THRESHOLD_ITEMS,
              "perf": feeds.perf_items()}
     part_of = {step: part for part, steps in PARTS.items() for step in steps}
     out = []
@@ -312,4 +388,4 @@ def make_plan(options: Options) -> Plan:
 
         profile = ShapeProfile.for_feeds(feeds.batches(), feeds.seq_len)
     check_available(subject, options.allow_skips)
-    return Plan(options, subject, data, feeds, profile, step_plans(options, feeds))
+    return Plan(options, subject, data, feeds, profile, step_plans(options, feeds, subject))

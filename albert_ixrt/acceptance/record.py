@@ -38,6 +38,11 @@ def subject_record(session: Session) -> dict:
            "batch_size": session.plan.feeds.eval_batch, "seq_len": session.plan.feeds.seq_len}
     if loaded is not None and not isinstance(loaded, _Broken):
         out.update(loaded.describe())
+    from .subject import file_sha256
+
+    for kind in ("onnx", "engine"):                  # the user's own artefact, the subject itself
+        if getattr(s, kind):
+            out.update({kind: getattr(s, kind), f"{kind}_sha256": file_sha256(getattr(s, kind))})
     runner = _runner_description(session)
     device = str(runner["device"]) if runner.get("device") else resolved(s)
     out.update(device=device, runtime=runtime_label(runner, s.backend), emulated=runner.get("emulated") or False,

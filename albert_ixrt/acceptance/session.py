@@ -78,6 +78,9 @@ class Session:
         self._stack = contextlib.ExitStack()
         #: Why perf cannot be timed in this process (the pytest door under xdist), else None.
         self.perf_blocked: str | None = None
+        #: Another perf session timing on this machine (found when this one starts timing), else None.
+        self.perf_beside: str | None = None
+        self._perf_locked = False
 
     def __enter__(self) -> "Session":
         return self
@@ -118,6 +121,10 @@ class Session:
         from ..export import convert, graph_problems
         from ..loaders import conversion_dir
 
+        if self.plan.subject.onnx:
+            from .checks import user_conversion
+
+            return user_conversion(self.plan)
         model = self.artefact("subject").model
         self.say(f"converting {model.name} (each stage cached by content hash)")
         out = conversion_dir(model)
@@ -129,9 +136,11 @@ class Session:
         from ..loaders import make_runner
 
         s, model = self.plan.subject, self.artefact("subject").model
+        if s.engine:
+            return self._stack.enter_context(self._plan_runner())
         kw: dict = {}
-        onnx = None
-        if s.backend != "torch":
+        onnx = s.onnx
+        if s.backend != "torch" and onnx is None:
             out, manifest, _ = self.artefact("conversion")
             onnx = engine_graph(manifest, out, s.backend, s.precision)
         if self.plan.profile is not None:
@@ -140,6 +149,21 @@ class Session:
             kw["device"] = s.device
         runner = make_runner(s.backend, model, s.precision, onnx, **kw)
         return self._stack.enter_context(runner)
+
+    def _plan_runner(self):
+        """The user's engine plan, deserialised and checked (QA interface, and a profile covering every
+        batch and length this session feeds: refused in one line naming the tensor and the shapes)."""
+        from ..runners.trt_runner import TensorRTRunner
+
+        s = self.plan.subject
+        runner = TensorRTRunner.from_plan(s.engine, flavour=s.backend, precision=s.precision if s.precision_stated
+                                          else None)
+        try:
+            runner.check_covers(self.plan.feeds.batches(), self.plan.feeds.seq_len)
+        except Exception:
+            runner.close()
+            raise
+        return runner
 
     def _build_reference(self):
         from ..runners import create_runner
@@ -211,7 +235,13 @@ class Session:
     def perf_item(self, name: str, timer) -> ItemResult:
         """Time one perf item with the door's ``timer``; its result joins the perf step's."""
         from .checks import perf_item
+        from .perf import hold_machine
 
+        if not self._perf_locked:
+            self._perf_locked = True
+            self.perf_beside = hold_machine(self._stack)
+            if self.perf_beside:
+                self.say(f"warning: {self.perf_beside}")
         result = self._steps.setdefault("perf", StepResult("perf", NOT_JUDGED, "no item timed yet"))
         planned = self.plan.step("perf")
         if planned.skipped:

@@ -389,8 +389,8 @@ def test_a_failed_run_gets_its_own_folder_and_the_previous_run_keeps_its_evidenc
 
     monkeypatch.setattr(checks, "evaluate_step", broken)
     assert main(["run", "--profile", "tiny", "--out", str(out), "--quiet", "--skip", "perf"]) == 1
-    assert {k: v for k, v in snapshot(out).items() if k.startswith(first.name)} == \
-        {k: v for k, v in before.items() if k.startswith(first.name)}
+    assert {k: v for k, v in snapshot(out).items() if k.startswith(first.name + "/")} == \
+        {k: v for k, v in before.items() if k.startswith(first.name + "/")}
     new = latest_run(out).folder
     assert new != first and os.readlink(out / "latest") == new.name
     report = json.loads((new / "report.json").read_text())

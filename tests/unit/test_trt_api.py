@@ -27,7 +27,7 @@ from trt_fakes import LABELS, make_fake_trt, member_lists
 
 PACKAGE = Path(trt_api.__file__).resolve().parent
 #: The files whose TensorRT use the list must cover.
-TRT_CODE = [PACKAGE / "engine.py", PACKAGE / "plan.py", PACKAGE / "runners" / "trt_runner.py", PACKAGE / "trt_api.py",
+TRT_CODE = [PACKAGE / "engine.py", PACKAGE / "engine_plan.py", PACKAGE / "runners" / "trt_runner.py", PACKAGE / "trt_api.py",
             PACKAGE / "graph_checks.py"]
 #: Attribute names that are also TensorRT member names but are read, in TRT_CODE, on objects that
 #: are not TensorRT's (checked by reading the code; each with the object it is read on).
