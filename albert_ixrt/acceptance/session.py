@@ -272,7 +272,7 @@ class Session:
     def checked(self) -> tuple[list[Checked], list[str]]:
         """Every item of the requested parts as the verdict rule sees it, and the items asked for but
         never run (a door that stopped early)."""
-        checked, missing = [], []
+        checked, missing, extra = [], [], []
         for part in self.requested:
             for step in PARTS[part]:
                 planned, result = self.plan.step(step), self._steps.get(step)
@@ -282,8 +282,11 @@ class Session:
                         missing.append(f"{part} {name}")
                     else:
                         checked.append(Checked(part, name, item.status, "" if item.status == PASSED else item.message))
-                if not planned.items and result is not None and result.status != PASSED:
-                    checked.append(Checked(part, step, result.status, result.reason))
+                if not planned.items and result is not None and result.status == FAILED:
+                    extra.append(Checked(part, step, result.status, result.reason))
+            # a step without items of its own (evaluate) counts only when it failed and no item of its part says so
+            checked += [c for c in extra if not any(o.part == c.part and o.status == FAILED for o in checked)]
+            extra = []
         return checked, missing
 
     def verdict(self) -> Verdict:
