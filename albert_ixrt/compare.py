@@ -11,8 +11,8 @@ nor where, nor where a NaN or Inf sits; ``tests/unit/test_compare.py`` checks th
 function gives the same verdict on the same values.  Polygraphy runs the runners (``Comparator.run``).
 
 On top of the rule this module locates the worst errors (feed, row, position), counts NaN / Inf
-with the first position holding one, and measures start/end argmax agreement, raw and *margin-aware*: a random-weight model's
-logits are nearly flat, so an argmax flip can be a tie; a row counts as *decidable* only when its
+with the first position holding one, and measures start/end argmax agreement, raw and *margin-aware*: a
+random-weight model's logits are nearly flat, so an argmax flip can be a tie; a row counts as *decidable* only when its
 fp32 top-1 margin exceeds the error a stage within tolerance may make (twice its precision's atol:
 each of the two competing logits may move by that much).
 """
@@ -447,6 +447,25 @@ def argmax_agreement(ref: list, got: list, masks: list, bound: float) -> tuple[i
         decidable += int(sure.sum())
         decidable_agree += int((same & sure).sum())
     return rows, agree, decidable, decidable_agree
+
+
+def calibrated_agreement(reference: list[list], candidate: list[list], masks: list, precision: str) -> dict:
+    """Argmax agreement of a reduced-precision runner where the logits are too flat for the tolerance's bound
+    (random weights: top-1 margins ~0.02 < 2 x fp16's atol): the bound is twice the worst error on the first
+    half of the feeds (by the one rule), and agreement is counted on the other half, only on rows whose fp32
+    margin exceeds it.  ``reference`` / ``candidate``: per output, one array per feed."""
+    half = len(masks) // 2
+    if half < 1 or half >= len(masks):
+        raise ValueError(f"need calibration and evaluation feeds, got {len(masks)}")
+    worst = max(element_check(r[:half], c[:half], masks[:half], tolerance_for(precision)).worst_abs
+                for r, c in zip(reference, candidate))
+    counts = [argmax_agreement(r[half:], c[half:], masks[half:], 2.0 * worst) for r, c in zip(reference, candidate)]
+    rows, agree, eligible, eligible_agree = (sum(c[k] for c in counts) for k in range(4))
+    evaluated = max(element_check(r[half:], c[half:], masks[half:], tolerance_for(precision)).worst_abs
+                    for r, c in zip(reference, candidate))
+    return {"rows": rows, "raw": agree / rows, "error_bound": 2.0 * worst, "eligible": eligible,
+            "coverage": eligible / rows, "margin_aware": eligible_agree / eligible if eligible else float("nan"),
+            "max_abs_error": max(worst, evaluated)}
 
 
 def top1_margin(logits: np.ndarray) -> np.ndarray:

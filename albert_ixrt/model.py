@@ -16,17 +16,14 @@ from pathlib import Path
 from .config import DEFAULT_MODEL_ID
 from .errors import AssetMissingError, InputFileError
 from .fileio import sha256_file, sha256_json
-from .options import TORCHSCRIPT_SUFFIXES  # noqa: F401  (one list: options checks paths without torch)
+from .options import MODEL_WEIGHT_FILES, TORCHSCRIPT_SUFFIXES  # noqa: F401  (one list each: checked without torch)
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAMES = ("start_logits", "end_logits")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-#: Every weights file a Hugging Face model directory may hold, in the order transformers'
-#: ``from_pretrained`` looks for them (modeling_utils: safetensors, its shard index, the pickle, its
-#: shard index).  An index (``save_pretrained`` above ``max_shard_size``) names the shard of every
-#: tensor in its ``weight_map``: ``model-00001-of-00003.safetensors`` ...
-WEIGHT_CANDIDATES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                     "pytorch_model.bin.index.json")
+#: Every weights file a model directory may hold, in transformers' order (one list, options.py: the path
+#: checks made before torch is imported read it too).
+WEIGHT_CANDIDATES = MODEL_WEIGHT_FILES
 INDEX_SUFFIX = ".index.json"
 #: A known-answer model's TorchScript archive carries this extra file (JSON, "kind": KNOWN_ANSWER).
 KNOWN_ANSWER = "known-answer"

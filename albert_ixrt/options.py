@@ -180,9 +180,11 @@ def os_error_line(exc: OSError) -> str:
 TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript")
 
 
-#: What a Hugging Face model directory holds its weights in: one file, or an index naming the shards that
-#: ``save_pretrained`` writes above its shard size (model.py loads all of them).
-MODEL_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
+#: Every weights file a Hugging Face model directory may hold, in the order transformers'
+#: ``from_pretrained`` looks for them (modeling_utils: safetensors, its shard index, the pickle, its
+#: shard index).  An index (``save_pretrained`` above ``max_shard_size``) names the shard of every
+#: tensor in its ``weight_map``: ``model-00001-of-00003.safetensors`` ...  model.py loads from this list.
+MODEL_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                       "pytorch_model.bin.index.json")
 
 

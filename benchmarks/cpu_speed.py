@@ -32,7 +32,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from albert_ixrt.bench import compare_logits, environment, real_feed  # noqa: E402
+from albert_ixrt.bench import environment, real_feed  # noqa: E402
+from albert_ixrt.compare import calibrated_agreement  # noqa: E402
 from albert_ixrt.config import ARGMAX_AGREEMENT_MIN as TARGET_AGREEMENT  # noqa: E402
 from albert_ixrt.config import CPU_FP32_OF_MATMUL_MIN as TARGET_FP32_OF_MATMUL  # noqa: E402
 from albert_ixrt.config import CPU_REDUCED_SPEEDUP_MIN as TARGET_SPEEDUP  # noqa: E402
@@ -189,11 +190,14 @@ def run(args) -> dict:
               + ", ".join(f"{c.name} {c.seconds[-1] * 1e3:.0f} ms" for c in cands), file=sys.stderr)
 
     feeds = agreement_feeds(features, args.agreement_batches)
-    reference = [cands[0].runner.infer(f) + (f["attention_mask"],) for f in feeds]
+    reference = [cands[0].runner.infer(f) for f in feeds]
     for c in cands[1:]:
         if c.agreement_batches:
-            got = [c.runner.infer(f) + (f["attention_mask"],) for f in feeds[:c.agreement_batches]]
-            c.agreement = compare_logits(reference[:c.agreement_batches], got)
+            n = c.agreement_batches
+            got = [c.runner.infer(f) for f in feeds[:n]]
+            c.agreement = calibrated_agreement([[r[k] for r in reference[:n]] for k in (0, 1)],
+                                               [[g[k] for g in got] for k in (0, 1)],
+                                               [f["attention_mask"] for f in feeds[:n]], c.precision)
     return summarize(args, cands, matmul)
 
 
@@ -216,7 +220,7 @@ def summarize(args, cands: list[Candidate], matmul: dict[str, list[float]]) -> d
             "median_ms": statistics.median(c.seconds) * 1e3, "calls": len(c.seconds), "gflops": gflops,
             "pct_of_matmul": 100 * gflops / peak, "speedup_vs_torch_fp32": min(base) / best,
             "speedup_same_round_median": paired,
-            "agreement": a.as_dict() if a is not None else None, "note": c.note,
+            "agreement": a, "note": c.note,
             "describe": c.runner.describe()})
     fp32 = [r for r in rows if r["precision"] == "fp32"]
     best_fp32 = max(fp32, key=lambda r: r["gflops"])

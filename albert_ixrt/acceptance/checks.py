@@ -72,11 +72,11 @@ def plan_step(session: Session) -> StepResult:
     d = runner.describe()
     figures = {k: d.get(k) for k in ("plan_sha256", "plan_tensorrt_version", "precision", "precision_source",
                                      "tensorrt", "profile")}
-    return _step("convert", [ItemResult(PLAN_ITEM, PASSED, f"PASS: plan {session.plan.subject.engine}: {d.get('tensorrt')} "
-                                        f"deserialised it; inputs and outputs are the QA model's; its profile "
-                                        f"covers batches {min(session.plan.feeds.batches())}.."
-                                        f"{max(session.plan.feeds.batches())} x seq 1..{session.plan.feeds.seq_len}",
-                                        figures)])
+    feeds = session.plan.feeds
+    message = (f"PASS: plan {session.plan.subject.engine}: {d.get('tensorrt')} deserialised it; inputs and outputs "
+               f"are the QA model's; its profile covers batches {min(feeds.batches())}..{max(feeds.batches())} x seq "
+               f"1..{feeds.seq_len}")
+    return _step("convert", [ItemResult(PLAN_ITEM, PASSED, message, figures)])
 
 
 def convert_step(session: Session) -> StepResult:

@@ -15,7 +15,8 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Iterable
 
-from ..options import (BACKEND_PRECISIONS, BACKENDS, PRECISIONS, batch_sizes, input_file, model_arg, output_dir, positive_int,
+from ..options import (BACKEND_PRECISIONS, BACKENDS, PRECISIONS, batch_sizes, input_file, model_arg, output_dir,
+                       positive_int,
                        tokenizer_arg)
 
 #: The variable that names the model under test when --model is not given (both doors).

@@ -107,7 +107,8 @@ def render_markdown(rec: dict) -> str:
         lines += ["| metric | Exact Match | F1 |", "|---|---|---|",
                   f"| official SQuAD v1.1 (mean over {acc['questions']} questions) | {acc['exact_match']:.2f} | "
                   f"{acc['f1']:.2f} |",
-                  f"| ByteMLPerf-compatible (sums / {acc['features']} features) | {acc['bytemlperf_exact_match']:.2f} | "
+                  f"| ByteMLPerf-compatible (sums / {acc['features']} features) | "
+                  f"{acc['bytemlperf_exact_match']:.2f} | "
                   f"{acc['bytemlperf_f1']:.2f} |", ""]
     advice = time_advice(rec["steps"])
     if advice:

@@ -72,7 +72,8 @@ def suite_identity() -> dict:
         except (OSError, subprocess.SubprocessError):
             return ident
         if head.returncode == 0:
-            ident.update(commit=head.stdout.strip(), dirty=bool(dirty.stdout.strip()) if dirty.returncode == 0 else None)
+            changed = bool(dirty.stdout.strip()) if dirty.returncode == 0 else None
+            ident.update(commit=head.stdout.strip(), dirty=changed)
     return ident
 
 

@@ -8,9 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from albert_ixrt.bench import (Agreement, BenchReport, BenchSettings, LatencyStats, compare_logits, fold_ids,
-                               measure, real_feed, run_benchmark, timed_loop, top1_margin,
-                               transfers_for)
+from albert_ixrt.bench import (BenchReport, BenchSettings, LatencyStats, fold_ids, measure, real_feed, run_benchmark,
+                               timed_loop, transfers_for)
 from albert_ixrt.runners.base import Runner
 
 
@@ -189,49 +188,6 @@ def test_settings_validation():
         BenchSettings(iterations=0)
     with pytest.raises(ValueError, match="transfers"):
         BenchSettings(transfers="sometimes")
-
-
-# ---------------------------------------------------------------------------------------------
-# Comparators
-# ---------------------------------------------------------------------------------------------
-def _batches(rows, seq=6):
-    """Wrap [start, end] row pairs into (start, end, mask) batches of one sequence each."""
-    out = []
-    for s, e in rows:
-        out.append((np.array([s], np.float32), np.array([e], np.float32), np.ones((1, seq), np.int64)))
-    return out
-
-
-def test_top1_margin():
-    assert top1_margin(np.array([0.1, 0.5, 0.3])) == pytest.approx(0.2)
-    assert top1_margin(np.array([1.0])) == float("inf")
-
-
-def test_margin_aware_agreement_uses_a_calibrated_bound():
-    flat = [0.0, 0.01, 0.02, 0.0, 0.0, 0.0]        # margin 0.01: undecidable
-    sharp = [0.0, 0.0, 0.0, 0.0, 1.0, 0.0]         # margin 1.0
-    ref = _batches([(sharp, sharp)] * 2 + [(flat, sharp), (sharp, sharp)])
-    noisy = lambda row, d: [v + d * (i % 2) for i, v in enumerate(row)]  # noqa: E731
-    cand = _batches([(noisy(sharp, 0.02), sharp)] * 2 + [([0.0, 0.03, 0.02, 0, 0, 0], sharp), (sharp, sharp)])
-    a = compare_logits(ref, cand)
-    assert isinstance(a, Agreement) and a.calibration_rows == 4 and a.rows == 4
-    assert a.error_bound == pytest.approx(0.04)
-    assert a.raw == pytest.approx(0.75)             # the flat row flipped
-    assert a.eligible == 3 and a.margin_aware == 1.0 and a.coverage == pytest.approx(0.75)
-
-
-def test_margin_aware_agreement_can_fail():
-    sharp = [0.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-    wrong = [0.0, 2.0, 0.0, 0.0, 1.0, 0.0]           # far beyond the calibrated error
-    a = compare_logits(_batches([(sharp, sharp)] * 4), _batches([(sharp, sharp)] * 2 + [(wrong, sharp)] * 2))
-    assert a.margin_aware == pytest.approx(0.5) and a.max_abs_error == pytest.approx(2.0)
-
-
-def test_compare_logits_checks_its_inputs():
-    with pytest.raises(ValueError, match="differ"):
-        compare_logits(_batches([([0] * 6, [0] * 6)] * 4), _batches([([0] * 6, [0] * 6)] * 3))
-    with pytest.raises(ValueError, match="calibration and evaluation"):
-        compare_logits(_batches([([0] * 6, [0] * 6)]), _batches([([0] * 6, [0] * 6)]))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -161,3 +161,24 @@ def test_an_argmax_flip_on_a_decidable_row_fails_even_within_rtol():
     assert c.check.mismatched == 0 and c.check.passed
     assert (c.decidable_rows, c.decidable_agree) == (1, 0)
     assert not c.passed
+
+
+def test_calibrated_agreement_counts_only_decidable_rows_and_can_fail():
+    """The bound comes from the first half of the feeds (worst error 0.02 -> bound 0.04); on the second half
+    a flip on a flat row is a tie (not eligible), a flip on a sharp row is a disagreement."""
+    from albert_ixrt.compare import calibrated_agreement
+
+    sharp = np.array([[0.0, 0.0, 1.0, 0.0]])
+    flat = np.array([[0.0, 0.01, 0.02, 0.0]])
+    mask = np.ones((1, 4), np.int64)
+    noisy = sharp + np.array([[0.0, 0.02, 0.0, 0.0]])
+    ref = [[sharp, sharp, flat, sharp], [sharp] * 4]
+    good = [[noisy, noisy, np.array([[0.0, 0.03, 0.02, 0.0]]), sharp], [sharp] * 4]
+    a = calibrated_agreement(ref, good, [mask] * 4, "fp16")
+    assert a["error_bound"] == pytest.approx(0.04) and a["rows"] == 4 and a["raw"] == pytest.approx(0.75)
+    assert a["eligible"] == 3 and a["margin_aware"] == 1.0
+    wrong = [[sharp, sharp, sharp, np.array([[0.0, 2.0, 1.0, 0.0]])], [sharp] * 4]
+    b = calibrated_agreement([[sharp] * 4, [sharp] * 4], wrong, [mask] * 4, "fp16")
+    assert b["margin_aware"] == pytest.approx(0.75) and b["max_abs_error"] == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="calibration and evaluation"):
+        calibrated_agreement([[sharp]], [[sharp]], [mask], "fp16")

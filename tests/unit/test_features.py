@@ -69,15 +69,21 @@ def test_long_context_spans_several_windows_and_gold_lands_in_the_right_ones(alb
                              for f in with_gold)
 
 
-def test_answer_at_a_window_boundary(albert_tokenizer):
-    # Put the answer on the last context token of the first window: it is in window 0 but its
-    # maximum context is in a later window.
+def _sixty_word_context(albert_tokenizer):
+    """Windows of 32 tokens every 8 over a 60-word context: (settings, question, context tokens per window,
+    words, context, its tokenization)."""
     settings = SquadSettings(max_seq_length=32, doc_stride=8)
     q = "Which?"
     max_tokens = 32 - len(albert_tokenizer.encode(q)) - 3
     words = [f"a{i}" for i in range(60)]
     context = " ".join(words)
-    ctx = tokenize_context(context, albert_tokenizer)
+    return settings, q, max_tokens, words, context, tokenize_context(context, albert_tokenizer)
+
+
+def test_answer_at_a_window_boundary(albert_tokenizer):
+    # Put the answer on the last context token of the first window: it is in window 0 but its
+    # maximum context is in a later window.
+    settings, q, max_tokens, words, context, ctx = _sixty_word_context(albert_tokenizer)
     last_word = ctx.token_to_word[max_tokens - 1]
     answer = words[last_word]
     ex = Example("q", q, context, (Answer(answer, ctx.word_starts[last_word]),))
@@ -141,12 +147,7 @@ def test_a_gold_span_cut_by_a_window_is_not_a_position_of_that_window(albert_tok
     """A window records the gold start/end only when it holds the whole span: an answer that starts
     on the last tokens of window 0 and ends past it (or one that starts before window 1 and ends
     inside it) is no training position there; the windows that hold all of it record it exactly."""
-    settings = SquadSettings(max_seq_length=32, doc_stride=8)
-    q = "Which?"
-    max_tokens = 32 - len(albert_tokenizer.encode(q)) - 3
-    words = [f"a{i}" for i in range(60)]
-    context = " ".join(words)
-    ctx = tokenize_context(context, albert_tokenizer)
+    settings, q, max_tokens, words, context, ctx = _sixty_word_context(albert_tokenizer)
     windows = doc_windows(len(ctx.ids), max_tokens, settings.doc_stride)
     cut_at = windows[0][1] if overhang == "end past the window" else windows[1][0]   # first token outside / inside
     first_word = ctx.token_to_word[cut_at - 1]

@@ -68,7 +68,8 @@ def test_model_folders_without_weights_are_refused_naming_what_was_looked_for(tm
     (tmp_path / "cfg").mkdir()
     (tmp_path / "cfg" / "config.json").write_text("{}")
     with pytest.raises(AlbertIxrtError, match="has config.json but no weights .looked for model.safetensors, "
-                                              "pytorch_model.bin, model.safetensors.index.json"):
+                                              "model.safetensors.index.json, pytorch_model.bin, "
+                                              "pytorch_model.bin.index.json"):
         check_model_spec("--model", str(tmp_path / "cfg"))
     check_model_spec("--model", str(tmp_path / "cfg"), random_weights=True)
     (tmp_path / "cfg" / "model.safetensors.index.json").write_text("{}")
@@ -163,7 +164,8 @@ def test_the_default_subject_is_the_self_test_and_accuracy_is_not_judged(tmp_pat
     assert ("NOT SIGNED OFF: the built-in tiny self-test model on torch fp32: self-test only: the built-in tiny "
             "random-weight model (no subject named: --model or $ALBERT_IXRT_MODEL)") in p.stdout
     assert "PASSED" not in p.stdout
-    header = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--pyargs", "albert_ixrt.acceptance",
-                             "--co"], cwd=tmp_path, capture_output=True, text=True, env=_env(), timeout=120)
+    header = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--pyargs",
+                             "albert_ixrt.acceptance", "--co"], cwd=tmp_path, capture_output=True, text=True,
+                            env=_env(), timeout=120)
     assert "albert-ixrt: no subject named (--model or $ALBERT_IXRT_MODEL): the built-in tiny self-test; nothing " \
            "will be signed off" in header.stdout, header.stdout[:2000]

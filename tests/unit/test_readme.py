@@ -68,7 +68,7 @@ def readme_problems(text: str) -> list[str]:
     if "for the engineer" not in intro.lower() or "acceptance suite" not in intro:
         problems.append("no what/who paragraph before the first code block")
     first_block = text[text.index("```"):].splitlines()[1:4]
-    wanted = ("pip install", "pytest -q", "albert-ixrt run --profile tiny")
+    wanted = ("pip install", "pytest -q", "albert-ixrt run")
     if [w for w, line in zip(wanted, first_block) if w not in line]:
         problems.append(f"first lines are not install, tests, main job: {first_block}")
     if "install it first from PyTorch's CPU" in intro:
