@@ -237,9 +237,7 @@ def perf_step(session: Session) -> StepResult:
     """Every perf item with ``run``'s timer (the pytest door times each item with pytest-benchmark)."""
     from .perf import loop_timer
 
-    for name in session.plan.step("perf").items:
-        session.perf_item(name, loop_timer)
-    return session._steps.pop("perf")
+    return session.time_items(loop_timer)
 
 
 def perf_item(session: Session, name: str, timer) -> ItemResult:

@@ -17,14 +17,14 @@ from pathlib import Path
 
 from ..fileio import write_json_atomic, write_text_atomic
 from .results import SIGNED_OFF
-from .session import Session, _Broken
+from .session import Session
 
 SCHEMA = 2
 
 
 def _runner_description(session: Session) -> dict:
-    runner = session._built.get("runner")
-    return runner.describe() if runner is not None and not isinstance(runner, _Broken) else {}
+    runner = session.peek("runner")
+    return runner.describe() if runner is not None else {}
 
 
 def subject_record(session: Session) -> dict:
@@ -32,11 +32,11 @@ def subject_record(session: Session) -> dict:
     from .subject import gpu_identity
 
     s = session.plan.subject
-    loaded = session._built.get("subject")
+    loaded = session.peek("subject")
     out = {"named": s.named, "named_by": s.named_by, "model": s.model, "backend": s.backend,
            "precision": s.precision, "device_asked": s.device, "reference_device": s.reference_device,
            "batch_size": session.plan.feeds.eval_batch, "seq_len": session.plan.feeds.seq_len}
-    if loaded is not None and not isinstance(loaded, _Broken):
+    if loaded is not None:
         out.update(loaded.describe())
     from .subject import file_sha256
 
@@ -132,8 +132,8 @@ def write_evidence(session: Session, folder: Path) -> list[str]:
     if eq is not None and eq.detail.get("equivalence"):
         write_json_atomic(folder / "equivalence.json", eq.detail["equivalence"])
         written.append("equivalence.json")
-    evaluation = session._built.get("evaluation")
-    if evaluation is not None and not isinstance(evaluation, _Broken):
+    evaluation = session.peek("evaluation")
+    if evaluation is not None:
         evaluation.write(folder)
         written += ["predictions.json", "metrics.json"]
     bench = bench_report(session)
@@ -168,8 +168,8 @@ def bench_report(session: Session):
 
 
 def link_graphs(session: Session, folder: Path) -> list[str]:
-    conversion = session._built.get("conversion")
-    if conversion is None or isinstance(conversion, _Broken):
+    conversion = session.peek("conversion")
+    if conversion is None:
         return []
     out, manifest, _ = conversion
     dest = folder / "onnx"

@@ -206,6 +206,11 @@ class Session:
         examples, features = self.artefact("data")
         return evaluate_with_estimate(self, self.artefact("reference"), examples, features, "torch fp32 reference")
 
+    def peek(self, name: str):
+        """The artefact ``name`` if it was built (None: not built yet, or its build failed); builds nothing."""
+        value = self._built.get(name)
+        return None if isinstance(value, _Broken) else value
+
     # -- steps ---------------------------------------------------------------------------------
     def step(self, name: str) -> StepResult:
         """The result of step ``name`` (run now if not yet run)."""
@@ -259,15 +264,20 @@ class Session:
             (i.message for i in result.items if i.status != PASSED), "")
         return item
 
+    def time_items(self, timer) -> StepResult:
+        """Every perf item of the plan with ``timer`` (``run``'s door), as the perf step's result."""
+        for name in self.plan.step("perf").items:
+            self.perf_item(name, timer)
+        return self._steps.pop("perf")
+
     def results(self) -> list[StepResult]:
         return [self._steps[s.name] for s in self.plan.steps if s.name in self._steps]
 
     # -- the verdict ---------------------------------------------------------------------------
     def subject_reasons(self) -> list[str]:
         """Why this subject can never be signed off, whatever its checks say."""
-        runner = self._built.get("runner")
-        ok = runner is not None and not isinstance(runner, _Broken)
-        return subject_reasons(self.plan, runner.describe().get("emulated") if ok else None)
+        runner = self.peek("runner")
+        return subject_reasons(self.plan, runner.describe().get("emulated") if runner is not None else None)
 
     def checked(self) -> tuple[list[Checked], list[str]]:
         """Every item of the requested parts as the verdict rule sees it, and the items asked for but
