@@ -272,15 +272,14 @@ def perf_item(session: Session, name: str, timer) -> ItemResult:
     message = check.describe(f"outputs of the last timed call against torch fp32 (first {rows.stop} rows; feed 0: "
                              f"{OUTPUT_NAMES[0]}, feed 1: {OUTPUT_NAMES[1]})", session.plan.subject.backend)
     figures["timed_outputs_check"] = message
-    if emulated:
-        message = f"[{emulated}] {message}"
+    label = f"[{emulated}] " if emulated else ""
     if not check.passed:
-        return ItemResult(name, FAILED, message, figures)
+        return ItemResult(name, FAILED, label + message, figures)
     if not len(samples):
         return ItemResult(name, NOT_JUDGED, "no timings (pytest-benchmark is disabled: --benchmark-disable)", figures)
     head = (f"{figures['sequences_per_s']:.1f} seq/s, {figures['batches_per_s']:.2f} batches/s at batch "
             f"{figures['batch_size']} x {figures['seq_len']} ({lengths}); p50/p90/p99 {figures['p50_ms']:.2f}/"
             f"{figures['p90_ms']:.2f}/{figures['p99_ms']:.2f} ms"
             + (" (timed beside another perf session on this machine)" if session.perf_beside else ""))
-    return ItemResult(name, PASSED, f"{head}; {message}", figures)
+    return ItemResult(name, PASSED, f"{label}{head}; {message}", figures)
 

@@ -222,8 +222,11 @@ def forget_unfinished_benchmarks(config) -> None:
     bs = getattr(config, "_benchmarksession", None)
     if bs is None:
         return
-    bs.benchmarks[:] = [b for b in bs.benchmarks if getattr(getattr(b, "stats", None), "stats", None) is None
-                        or len(b.stats.stats.data) > 0]
+
+    def timed(metadata) -> bool:      # pytest-benchmark's Metadata: .stats (its Stats) holds the rounds in .data
+        return len(getattr(getattr(metadata, "stats", None), "data", None) or ()) > 0
+
+    bs.benchmarks[:] = [m for m in bs.benchmarks if timed(m)]
 
 
 def engine_label(rec: dict) -> str:

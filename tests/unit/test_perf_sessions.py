@@ -34,6 +34,20 @@ def test_a_session_timing_beside_another_says_so_and_one_alone_does_not():
     assert "another albert-ixrt perf session is timing on this machine now" in beside.figures["timed_beside"]
 
 
+def test_a_benchmark_cut_off_before_its_first_round_is_dropped_and_the_finished_ones_kept():
+    """pytest-benchmark keeps one Metadata per benchmark (its rounds in .stats.data); one cut off by Ctrl-C
+    has none, and its min() would end the run in a traceback."""
+    from types import SimpleNamespace
+
+    from albert_ixrt.acceptance.door import forget_unfinished_benchmarks
+
+    done, cut = (SimpleNamespace(stats=SimpleNamespace(data=[0.1, 0.2])), SimpleNamespace(stats=SimpleNamespace(data=[])))
+    config = SimpleNamespace(_benchmarksession=SimpleNamespace(benchmarks=[done, cut, done]))
+    forget_unfinished_benchmarks(config)
+    assert config._benchmarksession.benchmarks == [done, done]
+    forget_unfinished_benchmarks(SimpleNamespace())              # no pytest-benchmark: nothing to do
+
+
 @pytest.mark.slow
 def test_ctrl_c_during_perf_keeps_the_finished_benchmarks_json(tmp_path):
     out = tmp_path / "perf.json"

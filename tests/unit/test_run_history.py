@@ -34,11 +34,11 @@ def files(folder: Path) -> set[str]:
 
 def test_real_runs_keep_their_history_and_hold_only_their_own_files(tmp_path):
     out = tmp_path / "results"
-    first = run(out, "--skip", "bench")
+    first = run(out, "--skip", "perf")
     assert first.returncode == 0, first.stderr[-2000:]
     one = latest_run(out).folder
     kept = snapshot(one)
-    second = run(out, "--skip", "convert", "bench")      # no conversion: the graphs lent from the first stay out
+    second = run(out, "--skip", "convert", "perf")      # no conversion: the graphs lent from the first stay out
     assert second.returncode == 0, second.stderr[-2000:]
     two = latest_run(out).folder
     assert [r.folder for r in list_runs(out)] == [one, two] and os.readlink(out / "latest") == two.name
@@ -50,10 +50,10 @@ def test_real_runs_keep_their_history_and_hold_only_their_own_files(tmp_path):
 
 def test_a_real_run_killed_while_publishing_is_finished_by_the_next_real_run(tmp_path):
     out = tmp_path / "results"
-    killed = run(out, "--skip", "bench", env={KILL_AT_ENV: "publish"})
+    killed = run(out, "--skip", "perf", env={KILL_AT_ENV: "publish"})
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert list_runs(out) == [] and not os.path.lexists(out / "latest")
-    after = run(out, "--skip", "convert", "bench")
+    after = run(out, "--skip", "convert", "perf")
     assert after.returncode == 0, after.stderr[-2000:]
     runs = list_runs(out)
     assert len(runs) == 2 and all(r.finished for r in runs) and os.readlink(out / "latest") == runs[-1].name
@@ -64,7 +64,7 @@ def test_run_out_dot_leaves_a_users_files_alone(tmp_path):
     (tmp_path / "report.md").write_text("my own notes")
     (tmp_path / "metrics.json").write_text("{}")
     before = snapshot(tmp_path)
-    done = run(".", "--skip", "convert", "equivalence", "bench", cwd=tmp_path)
+    done = run(".", "--skip", "convert", "equivalence", "perf", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert {k: v for k, v in snapshot(tmp_path).items() if k in before} == before
-    assert (tmp_path / "latest" / "report.md").read_text().startswith("# albert-ixrt acceptance run")
+    assert (tmp_path / "latest" / "report.md").read_text().startswith("# albert-ixrt sign-off")

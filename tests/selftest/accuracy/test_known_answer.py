@@ -299,12 +299,12 @@ def test_albert_ixrt_run_report(wrong, passes, known_answer, squad_path, tokeniz
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=_child_env(), timeout=600)
     out = proc.stdout + proc.stderr
     assert (proc.returncode == 0) is passes, out[-3000:]
-    report = json.loads((tmp_path / "report.json").read_text())
+    report = json.loads((tmp_path / "latest" / "report.json").read_text())      # the run's own dated folder
     step = next(s for s in report["steps"] if s["name"] == "thresholds")
     assert step["status"] == ("passed" if passes else "failed"), step
     assert report["subject"]["weights"] == "known-answer"
     assert report["verdict"]["status"] == ("NOT SIGNED OFF" if passes else "FAILED")
-    md = (tmp_path / "report.md").read_text()
+    md = (tmp_path / "latest" / "report.md").read_text()
     assert "known-answer" in md and "real weights" not in md
     assert ("PASS: ByteMLPerf-compatible" if passes else "FAIL: ByteMLPerf-compatible") in md, md
     ratio = next(i for i in step["items"] if i["name"] == "official_f1_ratio")

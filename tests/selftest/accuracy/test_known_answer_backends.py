@@ -32,7 +32,7 @@ def ka05(dev_examples, dev_features, albert_tokenizer, tmp_path_factory):
 
 def _evaluate(backend, precision, model, examples, features, **kw):
     from albert_ixrt.evaluate import evaluate
-    from albert_ixrt.steps import make_runner
+    from albert_ixrt.loaders import make_runner
 
     with make_runner(backend, model, precision, **kw) as runner:
         result = evaluate(runner, examples, features, batch_size=16, progress=False, model_info=model.describe())
