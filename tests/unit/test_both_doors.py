@@ -79,9 +79,9 @@ def test_the_tiny_self_test(tmp_path):
 
 
 def test_the_albert_base_twin_on_onnxruntime_fp32(tmp_path):
-    config = ROOT.parent / "shared" / "data" / "albert-base-v2" / "config.json"
-    if not config.is_file():
-        pytest.skip(f"the albert-base config is not here ({config})")
+    from albert_ixrt import assets
+
+    config = assets.model_config_path()         # ../shared/data or $ALBERT_IXRT_SHARED_DATA
     args = ["--model", str(config), "--random-weights", "--backend", "onnxruntime", "--perf-batch-sizes", "1"]
     run, test, rc_run, rc_test = both_doors(tmp_path, args, "conversion or perf or accuracy")
     assert rc_run == rc_test == 0
