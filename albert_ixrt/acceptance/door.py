@@ -174,6 +174,8 @@ class PytestDoor:
 
     # -- the end of the run --------------------------------------------------------------------
     def terminal_summary(self, tr) -> None:
+        if self.config.option.collectonly:
+            return                                      # nothing ran: no verdict to give
         if not self.outcomes and not self.requested:
             if self.plan.options.albert_report:
                 tr.write_line(f"albert-ixrt: no acceptance check ran: no sign-off record written to "
