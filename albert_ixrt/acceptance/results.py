@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from ..errors import AlbertIxrtError, AssetMissingError, BackendUnavailable
+
 PASSED, FAILED, NOT_JUDGED = "passed", "failed", "not judged"
 #: Statuses a step or item can have; "not requested": the door did not ask for it (a -m/-k selection).
 STATUSES = (PASSED, FAILED, NOT_JUDGED)
@@ -139,3 +141,35 @@ def _by_reason(items: list[Checked]) -> list[str]:
 def _grouped(reasons: list[str], shown: int = 6) -> list[str]:
     """At most ``shown`` reasons, then how many more (a verdict line stays readable)."""
     return reasons[:shown] + ([f"and {len(reasons) - shown} more"] if len(reasons) > shown else [])
+
+
+# ---------------------------------------------------------------------------------------------
+# What stops a check: a failure, or not judged
+# ---------------------------------------------------------------------------------------------
+class NotJudged(AlbertIxrtError):
+    """A check that deliberately does not judge (random weights for accuracy, --limit, timing disabled)."""
+
+
+class CannotJudge(AlbertIxrtError):
+    """Something this machine or process lacks stops a check (as a missing backend does)."""
+
+
+def classify(exc: BaseException, plan) -> str:
+    """The status of a check stopped by ``exc``: a subject that could not be judged here (a missing asset,
+    backend or device) fails when the user named it (the sign-off rule) and is "not judged" otherwise or
+    under --allow-skips; a deliberate ``NotJudged`` is "not judged"; anything else failed."""
+    if isinstance(exc, NotJudged):
+        return NOT_JUDGED
+    if isinstance(exc, (AssetMissingError, BackendUnavailable, CannotJudge)):
+        return FAILED if plan.subject.named and not plan.allow_skips else NOT_JUDGED
+    return FAILED
+
+
+def reason_of(exc: BaseException) -> str:
+    if isinstance(exc, BackendUnavailable):
+        return exc.reason
+    lines = str(exc).strip().splitlines()
+    first = lines[0] if lines else ""
+    if isinstance(exc, AlbertIxrtError):
+        return first or type(exc).__name__
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

@@ -18,10 +18,11 @@ import time
 import traceback
 from typing import Callable
 
-from ..errors import AlbertIxrtError, AssetMissingError, BackendUnavailable
+from ..errors import AlbertIxrtError
 from ..options import TORCHSCRIPT_SUFFIXES
 from .plan import PARTS, RUNNER_ITEM, Plan
-from .results import FAILED, NOT_JUDGED, PASSED, Checked, ItemResult, StepResult, Verdict, sign_off, status_of
+from .results import (FAILED, NOT_JUDGED, PASSED, CannotJudge, Checked, ItemResult, NotJudged, StepResult, Verdict,  # noqa: F401 (re-exported)
+                      classify, reason_of, sign_off, status_of)
 
 
 class _Broken:
@@ -29,35 +30,6 @@ class _Broken:
 
     def __init__(self, exc: BaseException):
         self.exc = exc
-
-
-class NotJudged(AlbertIxrtError):
-    """A check that deliberately does not judge (random weights for accuracy, --limit, timing disabled)."""
-
-
-class CannotJudge(AlbertIxrtError):
-    """Something this machine or process lacks stops a check (as a missing backend does)."""
-
-
-def classify(exc: BaseException, plan: Plan) -> str:
-    """The status of a check stopped by ``exc``: a subject that could not be judged here (a missing asset,
-    backend or device) fails when the user named it (the sign-off rule) and is "not judged" otherwise or
-    under --allow-skips; a deliberate ``NotJudged`` is "not judged"; anything else failed."""
-    if isinstance(exc, NotJudged):
-        return NOT_JUDGED
-    if isinstance(exc, (AssetMissingError, BackendUnavailable, CannotJudge)):
-        return FAILED if plan.subject.named and not plan.allow_skips else NOT_JUDGED
-    return FAILED
-
-
-def reason_of(exc: BaseException) -> str:
-    if isinstance(exc, BackendUnavailable):
-        return exc.reason
-    lines = str(exc).strip().splitlines()
-    first = lines[0] if lines else ""
-    if isinstance(exc, AlbertIxrtError):
-        return first or type(exc).__name__
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 class Session:
