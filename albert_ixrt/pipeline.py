@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 from .acceptance.options import Options
 from .acceptance.plan import STEP_ORDER, Plan, make_plan

@@ -24,6 +24,18 @@ def add_backend_args(p: argparse.ArgumentParser, precision_default: str | None =
                    help=(precision_help or f"default {precision_default}") + f" (per backend: {table})")
 
 
+def reference_model_default() -> str:
+    """The model the tools (evaluate, convert, layerwise) work on when --model is not given: the one
+    $ALBERT_IXRT_MODEL names, else the reference checkpoint.  (The acceptance session's subject is the
+    plan's decision: acceptance/plan.py named_model.)"""
+    import os
+
+    from ..acceptance.options import ENV_MODEL
+    from ..config import DEFAULT_MODEL_ID
+
+    return os.environ.get(ENV_MODEL) or DEFAULT_MODEL_ID
+
+
 def add_model_args(p: argparse.ArgumentParser, default: str | None = None) -> None:
     p.add_argument("--model", default=default, help="hub id, Hugging Face directory, TorchScript .pt, "
                    "a config.json (with --random-weights), or 'tiny'")

@@ -6,17 +6,16 @@ import argparse
 import os
 
 from . import (add_model_args, add_squad_args, feature_kwargs, load_model_arg, nonnegative_int, output_dir,
-               positive_int, squad_settings)
+               positive_int, reference_model_default, squad_settings)
 
 HELP = "convert the model to ONNX (exported, simplified, fused, fp16, trt_fp16) and write manifest.json"
 EQUIVALENCE_NAME = "equivalence.json"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..config import DEFAULT_MODEL_ID
     from ..export import DEFAULT_OPSET
 
-    add_model_args(p, default=os.environ.get("ALBERT_IXRT_MODEL") or DEFAULT_MODEL_ID)
+    add_model_args(p, default=reference_model_default())
     p.add_argument("--out", required=True, metavar="DIR", type=output_dir,
                    help="output directory (stages already there with unchanged inputs are reused)")
     p.add_argument("--opset", type=positive_int, default=DEFAULT_OPSET,

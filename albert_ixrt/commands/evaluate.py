@@ -2,19 +2,17 @@
 metrics.json (official and ByteMLPerf-compatible figures, labelled)."""
 from __future__ import annotations
 
-import os
 import time
 
 from . import (add_backend_args, add_compile_args, add_model_args, add_squad_args, compile_kwargs, feature_kwargs,
-               input_file, load_model_arg, output_dir, positive_int, squad_settings, write_and_print)
+               input_file, load_model_arg, output_dir, positive_int, reference_model_default, squad_settings,
+               write_and_print)
 
 HELP = "evaluate a model on SQuAD v1.1: writes predictions.json and metrics.json"
 
 
 def add_arguments(p):
-    from ..config import DEFAULT_MODEL_ID
-
-    add_model_args(p, default=os.environ.get("ALBERT_IXRT_MODEL") or DEFAULT_MODEL_ID)
+    add_model_args(p, default=reference_model_default())
     add_squad_args(p)
     add_backend_args(p)
     p.add_argument("--onnx", type=input_file("ONNX file"),

@@ -5,20 +5,18 @@ Exit codes: 0 no row over tolerance, 1 some row over (the first is named), 2 bad
 """
 from __future__ import annotations
 
-import os
-
-from . import (add_model_args, add_squad_args, feature_kwargs, input_file, load_model_arg, output_file,
-               positive_int, squad_settings)
+from . import (add_model_args, add_squad_args, feature_kwargs, input_file, load_model_arg, output_file, positive_int,
+               reference_model_default, squad_settings)
 
 HELP = "name the first ALBERT layer where an ONNX graph or TensorRT engine drifts from torch fp32"
 
 
 def add_arguments(p):
-    from ..config import DEFAULT_MODEL_ID, TOLERANCES
+    from ..config import TOLERANCES
     from ..export import STAGE_FILES
     from ..layerwise import BACKENDS
 
-    add_model_args(p, default=os.environ.get("ALBERT_IXRT_MODEL") or DEFAULT_MODEL_ID)
+    add_model_args(p, default=reference_model_default())
     which = p.add_mutually_exclusive_group()
     which.add_argument("--onnx", type=input_file("ONNX file"), help="the graph to compare (any conversion stage)")
     which.add_argument("--stage", choices=tuple(STAGE_FILES),

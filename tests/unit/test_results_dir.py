@@ -15,7 +15,6 @@ import pytest
 
 from albert_ixrt.acceptance import checks
 from albert_ixrt.cli import main
-from albert_ixrt.errors import AlbertIxrtError
 from albert_ixrt.fileio import HOST_TAG
 from albert_ixrt.results_dir import (LOCK_NAME, STAGING_PREFIX, ResultsDir, ResultsDirError, _next_name,
                                      check_results_dir, latest_run, list_runs)
