@@ -106,7 +106,7 @@ def model_config_path() -> Path:
                             "pass a config.json with --model CONFIG --random-weights")
 
 
-#: One connection attempt to the hub, this long at most, before any download (item 8 of issue 17).
+#: One connection attempt to the hub, this long at most, before any download.
 HUB_PROBE_TIMEOUT_S = 5.0
 
 

@@ -72,13 +72,13 @@ REFERENCE_READING = (f"read as {REFERENCE_QPS_BATCHES} batches/s at batch {REFER
 #: MLPerf Inference (BERT-99): an accelerated run keeps >= 99% of the fp32 reference F1.
 MLPERF_F1_RATIO = 0.99
 
-#: Oracle test (issue 2): gold-span logits through features -> post-processing -> scorer must
+#: Oracle test: gold-span logits through features -> post-processing -> scorer must
 #: lose almost nothing.  The reference's word-level mapping reaches ~99.1 EM / 99.5 F1 on the
 #: dev set; character offsets reach ~99.7 / 99.8.  The floor sits between the two.
 ORACLE_MIN_EM = 99.5
 ORACLE_MIN_F1 = 99.7
 
-#: Known-answer models (issue 12): a model that answers a fraction ``w`` of the questions wrongly
+#: Known-answer models: a model that answers a fraction ``w`` of the questions wrongly
 #: (EM 0, F1 0) and the rest from the gold span must score (1 - w) x the oracle's figures, within
 #: this many points, on either metric.  Three effects move it off exactly that: which questions
 #: are wrong (the oracle misses ~0.35% of questions, so the wrong set's own oracle score varies:
@@ -93,10 +93,10 @@ KNOWN_ANSWER_TOLERANCE = 0.25
 MODEL_CARD_EM = 83.746
 MODEL_CARD_F1 = 90.788
 
-#: ALBERT-base QA forward cost per 384-token sequence (issue 4), for MFU-style ratios.
+#: ALBERT-base QA forward cost per 384-token sequence, for MFU-style ratios.
 GFLOP_PER_SEQUENCE_384 = 70.8
 
-# Performance targets (issue 4).
+# Performance targets.
 #: Length bucketing: dev features average ~182 of 384 tokens, so exact lengths need 2.19x less
 #: compute; bucketed evaluation must be at least this much faster than padding to 384.
 BUCKETING_MIN_SPEEDUP = 1.9
@@ -111,8 +111,8 @@ CPU_FP32_OF_MATMUL_MIN = 0.90
 CPU_REDUCED_SPEEDUP_MIN = 2.5
 #: Whole-dev-set evaluation on the 2-core CPU with the fastest path (minutes).
 CPU_FULL_DEV_EVAL_MAX_MINUTES = 20
-#: GPU benchmark targets (issue 9; benchmarks/gpu_check.sh reports them, no timed test asserts
-#: them): H100/H200, torch fp16, albert-base twin, seq 384.  Issue 9 measured on an H200: compiled
+#: GPU benchmark targets (benchmarks/gpu_check.sh reports them, no timed test asserts them):
+#: H100/H200, torch fp16, albert-base twin, seq 384.  Measured on an H200 (BENCHMARKS.md): compiled
 #: batch 1 at 0.77 ms device-only, 3,829 seq/s at batch 64 (the eager-attention model), stock
 #: max-autotune on SDPA ALBERT 5,719 seq/s (56% of the ~10,200 seq/s fp16 matmul ceiling), and the
 #: whole dev set in 23 s at batch 64; these targets ask for the SDPA + compiled, bucketed path.
@@ -121,7 +121,7 @@ GPU_PEAK_MIN_SEQ_PER_S = 6000            # best batch of the 1..256 sweep
 GPU_FULL_DEV_EVAL_MAX_S = 10.0           # whole dev set, wall after the model is loaded, compile apart
 
 # --------------------------------------------------------------------------------------------
-# torch.compile shape buckets (issue 9).  A compiled graph (and its CUDA graph) serves one static
+# torch.compile shape buckets.  A compiled graph (and its CUDA graph) serves one static
 # shape, and dynamo recompiles for every new one, so the torch runner pads each batch up to a
 # bucket: batch to the next power of two (at most 9 sizes up to 256; beyond it a multiple of
 # 256), sequence length to the next multiple of 128 (3 lengths up to 384).  Padding rows repeat a
@@ -139,7 +139,7 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 
 
 # --------------------------------------------------------------------------------------------
-# Conversion equivalence (issue 3): each ONNX stage against torch fp32, element-wise
+# Conversion equivalence: each ONNX stage against torch fp32, element-wise
 # (Polygraphy semantics: an element fails only when it exceeds both atol and rtol).
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -204,7 +204,7 @@ MLPERF_MIN_QUERY_COUNT = {"SingleStream": 1024, "Offline": 10833}
 MLPERF_PERFORMANCE_SAMPLE_COUNT = 10833
 
 # --------------------------------------------------------------------------------------------
-# TensorRT engines (issue 8)
+# TensorRT engines
 # --------------------------------------------------------------------------------------------
 #: A strongly typed TensorRT build (11.x, 10.x with STRONGLY_TYPED) takes its precision from the
 #: graph, so an "fp16" engine needs a graph whose float weights are (almost) all fp16.  Converters
@@ -216,7 +216,7 @@ FP16_GRAPH_MIN_SHARE = 0.5
 
 
 # --------------------------------------------------------------------------------------------
-# Conversion: the onnxruntime floor and the fused ops a model config implies (issue 9)
+# Conversion: the onnxruntime floor and the fused ops a model config implies
 # --------------------------------------------------------------------------------------------
 #: The oldest onnxruntime whose BERT fusion handles transformers-5 exports (also in pyproject.toml).
 #: Re-measured on CPU with the albert-base twin (transformers 5.24, torch 2.13): onnxruntime 1.30.0
@@ -225,7 +225,7 @@ ONNXRUNTIME_FLOOR = "1.31"
 ONNXRUNTIME_FLOOR_REASON = (
     "1.30 fuses no Attention in transformers-5 exports: it knows neither the create_bidirectional_mask "
     "subgraph (Cast, Flatten, Gather, Reshape, Reshape, And, Expand, Where) nor num_heads read as -1 from "
-    "the (*input_shape, -1, head_dim) reshape; 1.31 added both (bisected on the H200 stack, issue 9)")
+    "the (*input_shape, -1, head_dim) reshape; 1.31 added both (bisected on the H200 stack)")
 
 #: hidden_act values whose tanh-approximated GELU onnxruntime fuses into FastGelu (gelu_new is
 #: ALBERT's default; transformers' ACT2FN maps these three to the same formula).

@@ -2,7 +2,7 @@
 
 Reads the step log (name, seconds, exit code), the JUnit files of the suite, the ``bench`` JSON of
 each sweep and the evaluate ``metrics.json``; judges the GPU targets of ``albert_ixrt/config.py``
-(issue 9).  A missing input is reported as such, never as a pass.
+(config.py's GPU targets).  A missing input is reported as such, never as a pass.
 """
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ from pathlib import Path
 
 BASELINE = "3c0c7cb"
 REPO = Path(__file__).resolve().parents[1]
-#: Targets of issue 18 (benchmarks/BENCHMARKS.md, "Host side").
+#: Targets of the host side of an evaluation (benchmarks/BENCHMARKS.md, "Host side").
 TARGETS = {"features": 4.0, "postprocess": 5.0, "cache_hit_wall_s": 0.5, "cache_mb": 20.0,
            "evaluate_cold": 3.0, "evaluate_warm": 6.0}
 #: Inference of the whole dev set on the H200 (benchmarks/BENCHMARKS.md, GPU run 2): the projection adds

@@ -65,7 +65,7 @@ def run(args) -> int:
                           settings=settings, progress=not args.quiet, model_info=model.describe())
     t = result.timings
     t["features_s"] = round(features_s, 3)
-    # Wall time after the model is loaded, compile apart (the GPU target of issue 9).
+    # Wall time after the model is loaded, compile apart (config.GPU_FULL_DEV_EVAL_MAX_S's figure).
     t["wall_after_load_s"] = round(features_s + t["inference_s"] + t["postprocess_s"], 3)
     if shard is not None:
         result.settings["shard"] = {"index": shard[0] + 1, "count": shard[1]}

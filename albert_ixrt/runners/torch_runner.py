@@ -6,7 +6,7 @@ Every sequence uses only its own attention mask, so a result never depends on th
 or on the other sequences of a batch (tests/unit/test_torch_runner.py checks it).
 
 Inference runs SDPA attention (``torch.nn.functional.scaled_dot_product_attention``: fused
-flash / memory-efficient kernels on a GPU, 1.45x the eager attention there, issue 9).  The
+flash / memory-efficient kernels on a GPU, 1.45x the eager attention there, measured on an H200).  The
 eager-attention model stays what ``load_model`` returns, because that is what exports to the
 ONNX pattern onnxruntime fuses; the runner works on its own copy of the module.
 

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 WRAPPER = ROOT / "tests" / "support" / "emulated-tensorrt"
-#: Each generation's run on 2 cores (issue 15): CPU seconds of the run command, convert and build included.
+#: Each generation's run on 2 cores: CPU seconds of the run command, convert and build included.
 RUN_CPU_BUDGET_S = 30.0
 
 

@@ -1,7 +1,7 @@
-"""Every command that writes checks its output path before any work (issue 17, item 4), and an
+"""Every command that writes checks its output path before any work, and an
 OSError that still happens is one line naming the path, exit 2, never a traceback.  Also the
-pins of item 12 on options refused before data is read and on the dev set's hash, item 7's --onnx
-with the torch backend and item 8's offline hub look-up."""
+pins on options refused before data is read and on the dev set's hash, --onnx with the torch
+backend and the offline hub look-up."""
 from __future__ import annotations
 
 import time
@@ -116,7 +116,7 @@ def test_an_oserror_during_work_is_one_line_naming_the_path(tmp_path, capsys, mo
     assert err.strip() == f"albert-ixrt report: error: {tmp_path / 'r' / 'perf_report.md'}: No space left on device"
 
 
-# ---- item 12 pins, item 7 (--onnx with torch), item 8 (offline hub) ---------------------------------
+# ---- options refused before data is read, the dev set's hash, --onnx with torch, the offline hub ----------
 
 @pytest.mark.parametrize("command", [["features"], ["evaluate", "--model", "tiny", "--out", "{out}"],
                                      ["known-answer", "--wrong", "0", "--out", "{out}/k.pt"],

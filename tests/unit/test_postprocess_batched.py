@@ -1,6 +1,6 @@
 """Post-processing of all features at once (predictions_from_logits) against the per-example n-best
 (best_answers, the reference's loop) on small inputs; the whole dev set is compared with commit
-3c0c7cb by benchmarks/host_speed.py.  Also pins two rules of issue 17 item 12: padding never answers,
+3c0c7cb by benchmarks/host_speed.py.  Also pins two rules: padding never answers,
 and an answer may end at the context's last character."""
 import dataclasses
 

@@ -1,4 +1,4 @@
-"""Reports a newcomer can read (issue 17 item 9): the equivalence table's columns explained, a
+"""Reports a newcomer can read: the equivalence table's columns explained, a
 failing figure beside what it needs, and where the time went with the run's own numbers."""
 from __future__ import annotations
 

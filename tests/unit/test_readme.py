@@ -59,7 +59,7 @@ def test_one_set_of_times_and_the_junit_path():
 
 
 def readme_problems(text: str) -> list[str]:
-    """Issue 17 item 10: what the project is and who it is for before any set-up; the install / test /
+    """What the project is and who it is for before any set-up; the install / test /
     main-job lines first; the graph count the converter writes; the cache; timings in wall and CPU."""
     from albert_ixrt.export import STAGE_FILES
 

@@ -77,7 +77,7 @@ def test_unmatched_backend_has_no_accuracy_cell(tmp_path):
     {"model": "/models/other"}, {"precision": "fp32"}, {"backend": "torch"}, {"model": None}])
 def test_em_f1_only_from_an_evaluation_of_the_same_model_backend_and_precision(tmp_path, evaluated):
     """The matching evaluation gives the row its numbers (first case); one differing in model,
-    precision or backend, or naming no model, gives none (issue 17 item 12)."""
+    precision or backend, or naming no model, gives none."""
     _write(tmp_path / "same", [_result()], _metrics())
     row = _table_rows(write_report(tmp_path / "same")["markdown"].read_text())[1]
     assert row[4:6] == ["80.01", "87.02"]

@@ -91,7 +91,7 @@ def test_matplotlib_defaults_would_leave_the_lowest_point_unlabelled():
 
 
 # --------------------------------------------------------------------------------------------
-# The plot says on the image what a line is not, and why it is empty (issue 17 item 9)
+# The plot says on the image what a line is not, and why it is empty
 # --------------------------------------------------------------------------------------------
 def _figure_texts(rows, notes=()):
     import matplotlib.pyplot as plt

@@ -56,7 +56,7 @@ def test_unknown_backend_and_precision_are_reported():
 
 
 # ------------------------------------------------------------------------------------------------
-# The fast path (issue 9): SDPA attention on the runner's own copy, compiled shape buckets.
+# The fast path: SDPA attention on the runner's own copy, compiled shape buckets.
 # ------------------------------------------------------------------------------------------------
 def _ragged_feed(rows=3, seq=50, vocab=1000):
     ids = np.random.default_rng(0).integers(5, vocab, (rows, seq))

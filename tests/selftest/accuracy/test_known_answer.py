@@ -1,4 +1,4 @@
-"""The accuracy gate's verdict proven both ways with known-answer models (issue 12).
+"""The accuracy gate's verdict proven both ways with known-answer models.
 
 A known-answer model answers every dev-set question from the gold span except a seeded fraction
 ``w``, answered with a token that shares nothing with any gold answer.  Its figures follow from the
@@ -186,7 +186,7 @@ def test_mlperf_ratio_verdict_both_ways(known_answer, dev_examples, dev_features
     assert not bad.passed and abs(bad.detail["ratio"] - 0.91 / 0.95) < 1e-3, bad.message
 
 
-@pytest.mark.slow   # ~12 CPU-s; the same judgement on known scores in a second: tests/unit/test_mutation_pins.py
+@pytest.mark.slow   # ~12 CPU-s; the same judgement on known scores in a second: tests/unit/test_verdict_edge_cases.py
 def test_the_thresholds_judge_the_mlperf_ratio_both_ways(known_answer, dev_examples, dev_features):
     """The session's thresholds on evaluated known-answer models: the w = 0.09 model meets the reference
     thresholds; with itself as the fp32 reference the ratio passes, with the w = 0.05 model as reference

@@ -138,7 +138,7 @@ def test_cli_faulty_fp16_graph_names_the_layer_with_fp16_tolerances(tiny_convert
 
 def test_run_drift_detail_judges_each_stage_with_its_own_precision(tiny_case, tmp_path):
     """What `run` reports for failing stages (layerwise.first_layers_over): a fault in layer k of an
-    fp16 stage names layer k; the clean fp16 stage beside it names none (issue 17 item 12)."""
+    fp16 stage names layer k; the clean fp16 stage beside it names none."""
     from albert_ixrt.layerwise import first_layers_over
 
     model, files, feeds, _ = tiny_case

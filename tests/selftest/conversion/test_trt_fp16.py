@@ -108,7 +108,7 @@ def logits_finite(path) -> bool:
 
 
 def with_minus_inf_mask(model, dest):
-    """The ModelOpt-AutoCast failure (issue 8): the additive mask constant turned into -inf."""
+    """The ModelOpt-AutoCast failure: the additive mask constant turned into -inf."""
     for node in model.graph.node:
         for attr in node.attribute:
             if node.op_type == "Constant" and attr.name == "value" and attr.t.data_type in (1, 10):

@@ -1,4 +1,4 @@
-"""Behaviours a hand-made mutation test of the suite found unguarded (issue 17, item 12): each is
+"""Behaviours a hand-made mutation test of the suite found unguarded: each is
 pinned here both ways, so the single-point bug named in each docstring fails a test."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The engine defects the TensorRT stand-in shows (issue 15), one named test each, every verdict both ways:
+"""The engine defects the TensorRT stand-in shows, one named test each, every verdict both ways:
 
 1. the graph an engine builds from is one decision (engine_input.engine_graph), used by run;
 2. "fp32" engines are fp32: TF32 (on in every new IBuilderConfig) is cleared unless asked;
@@ -10,7 +10,7 @@
 7. a shape or address the engine refuses is one error naming the tensor;
 8. opset ceilings per generation (11.0-11.4: 24; 11.5+: 25; ixRT: none published).
 
-Plus the glue's ordering and binding rules (issue 17 item 12): wait for torch's stream before enqueueing,
+Plus the glue's ordering and binding rules: wait for torch's stream before enqueueing,
 synchronise before the synchronous execute_v2, every engine output bound on every call.
 """
 from __future__ import annotations
@@ -175,7 +175,7 @@ def test_ixrt_is_imported_as_ixrt_or_tensorrt(monkeypatch):
 
 
 # ---------------------------------------------------------------------------------------------
-# 4. Streams, and the glue's ordering and binding rules (issue 17 item 12)
+# 4. Streams, and the glue's ordering and binding rules
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("label", ["11.4", "8.6"])
 def test_runner_never_enqueues_on_the_default_stream_and_orders_its_work(label, tmp_path, monkeypatch):

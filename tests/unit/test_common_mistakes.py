@@ -1,4 +1,4 @@
-"""What a newcomer trips over in the second hour (issue 17, items 5 and 11): each mistake gets one
+"""What a newcomer trips over in the second hour: each mistake gets one
 line naming the cause (exit 2), each check shown with the input that passes beside the one refused."""
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def _one_error_line(capsys, command: str) -> str:
     return line
 
 
-# --- item 5 -----------------------------------------------------------------------------------
+# --- the version, and the module run as a program ----------------------------------------------
 def test_version_option_prints_the_package_version(capsys):
     from importlib.metadata import version
 
@@ -101,7 +101,7 @@ def test_a_gzip_squad_file_is_named_as_such(tmp_path, capsys):
     assert main(["score", "--squad", str(plain), "--predictions", str(tmp_path / "predictions.json")]) == 0
 
 
-# --- item 11 ----------------------------------------------------------------------------------
+# --- small things a reader notices ------------------------------------------------------------
 def test_a_json_error_says_at_once(tmp_path, capsys):
     """json's "Unterminated string starting at" came out as "... starting at at line 1"."""
     bad = tmp_path / "bad.json"
