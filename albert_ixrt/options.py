@@ -125,17 +125,17 @@ def _first_existing(p: Path) -> Path:
 
 def _probe_writable(folder: Path) -> str | None:
     """Why a new file cannot be made in ``folder`` (None: it can).  os.access alone is not enough:
-    it says yes to root on a read-only file system; so a probe file is made and removed at once."""
+    it says yes to root on a read-only file system; so a probe file is made.  ``TemporaryFile`` makes it
+    without a name where the file system can (O_TMPFILE), so even Ctrl-C at that moment leaves nothing."""
     import tempfile
 
     if not os.access(folder, os.W_OK | os.X_OK):
         return "permission denied"
     try:
-        fd, name = tempfile.mkstemp(prefix=".albert-ixrt-probe-", dir=folder)
+        with tempfile.TemporaryFile(prefix=".albert-ixrt-probe-", dir=folder):
+            pass
     except OSError as exc:
         return exc.strerror or str(exc)
-    os.close(fd)
-    os.unlink(name)
     return None
 
 
