@@ -28,12 +28,13 @@ _PARTIAL_RE = re.compile(r"^\.(?P<name>.+)\.(?:(?P<host>[0-9a-f]{6})-(?P<pid>\d+
 
 def pid_alive(pid: int) -> bool:
     """Does process ``pid`` exist on this host?  One that belongs to another user counts (signal 0 is then
-    refused with PermissionError): only ProcessLookupError means there is no such process."""
+    refused with PermissionError): only ProcessLookupError means there is no such process.  A pid no
+    kernel gives (too large for pid_t) is not provably dead either: it counts as alive, left alone."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:    # someone else's live process
+    except (PermissionError, OverflowError, ValueError):    # someone else's live process; no such pid_t
         return True
     return True
 

@@ -25,7 +25,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .errors import InputFileError, json_problem
-from .fileio import sha256_bytes
+from .fileio import sha256_bytes, sha256_json
+from .runs import LATEST_FILE, LATEST_LINK, REPORT, parse_started
 
 #: The version of the record layout this code writes; readers refuse newer ones by line number.
 HISTORY_SCHEMA = 1
@@ -39,9 +40,6 @@ ACCURACY_METRICS = {"exact_match": "EM (official)", "f1": "F1 (official)",
                     "bytemlperf_f1": "F1 (ByteMLPerf-compatible)"}
 _PERF_FIGURES = ("sequences_per_s", "batches_per_s", "p50_ms", "p90_ms", "p99_ms", "rounds")
 _REQUIRED = ("history_schema", "series", "key", "subject", "night", "time", "source")
-#: The sign-off record inside a run folder, and the entry naming the newest run folder.
-REPORT_NAME = "report.json"
-LATEST_NAME = "latest"
 
 
 # --------------------------------------------------------------------------------------------
@@ -56,27 +54,28 @@ class Source:
 
 
 def resolve_source(path: str | os.PathLike) -> Path:
-    """The file a source names: the file itself; a run folder's report.json; or, in a folder without
-    one, the report.json of the run folder its ``latest`` entry names (a symlink, or a file holding
-    the folder's name)."""
+    """The file a source names: the file itself; a run folder's report.json; or, in a results folder,
+    the report.json of the run folder its ``latest`` entry (a symlink, or a file holding the folder's
+    name) or, where links cannot be made, its ``LATEST`` file names."""
     p = Path(path)
     if p.is_file():
         return p
     if not p.is_dir():
         raise InputFileError(p, "not found")
-    if (p / REPORT_NAME).is_file():
-        return p / REPORT_NAME
-    latest = p / LATEST_NAME
-    if latest.is_dir():
-        target = latest
-    elif latest.is_file():
-        name = latest.read_text(encoding="utf-8").strip()
-        target = p / name if name else latest
-    else:
-        raise InputFileError(p, f"a folder without {REPORT_NAME} or a {LATEST_NAME!r} entry: not a run folder")
-    if not (target / REPORT_NAME).is_file():
-        raise InputFileError(latest, f"names {target}, which holds no {REPORT_NAME}")
-    return target / REPORT_NAME
+    if (p / REPORT).is_file():
+        return p / REPORT
+    for latest in (p / LATEST_LINK, p / LATEST_FILE):
+        if latest.is_dir():
+            target = latest
+        elif latest.is_file():
+            name = latest.read_text(encoding="utf-8").strip()
+            target = p / name if name else latest
+        else:
+            continue
+        if not (target / REPORT).is_file():
+            raise InputFileError(latest, f"names {target}, which holds no {REPORT}")
+        return target / REPORT
+    raise InputFileError(p, f"a folder without {REPORT} or a {LATEST_LINK!r} entry: not a run folder")
 
 
 def read_source(path: str | os.PathLike) -> Source:
@@ -102,16 +101,19 @@ def read_source(path: str | os.PathLike) -> Source:
 
 
 def parse_time(text, where) -> datetime:
-    """An ISO time or the older ``%Y-%m-%d %H:%M:%S %Z`` one, as an aware UTC datetime."""
-    if not isinstance(text, str) or not text:
+    """A run time as an aware UTC datetime.  ISO 8601 without a zone is UTC (pytest-benchmark's
+    ``datetime`` is ``utcnow()``); the older ``%Y-%m-%d %H:%M:%S %Z`` form of sign-off records is read
+    by the same rule as the run list (``runs.parse_started``: UTC, or this host's zone)."""
+    if not isinstance(text, str) or not text.strip():
         raise InputFileError(where, "no run time (datetime / started) to order the night by")
-    for parse in (datetime.fromisoformat, lambda t: datetime.strptime(t, "%Y-%m-%d %H:%M:%S %Z")):
-        try:
-            moment = parse(text)
-        except ValueError:
-            continue
-        return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
-    raise InputFileError(where, f"run time {text!r} is neither ISO 8601 nor 'YYYY-MM-DD HH:MM:SS ZONE'")
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        moment = parse_started(text)
+    if moment is None:
+        raise InputFileError(where, f"run time {text!r} is neither ISO 8601 nor 'YYYY-MM-DD HH:MM:SS ZONE' "
+                                    "in UTC or this host's zone")
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
 
 
 def model_label(model) -> str | None:
@@ -234,7 +236,7 @@ def _v1_bench(src: Source) -> dict:
 
 def series_id(key: dict) -> str:
     """A short stable name of a series: the first 12 hex digits of its key's hash."""
-    return sha256_bytes(json.dumps(key, sort_keys=True).encode("utf-8"))[:12]
+    return sha256_json(key)[:12]
 
 
 def _record(src: Source, key: dict, entry: str, when: datetime, commit, dirty, perf, accuracy) -> dict:
@@ -365,7 +367,6 @@ class Night:
     p50_ms: list[float] = field(default_factory=list)
     reported_seq_per_s: list[float] = field(default_factory=list)
     accuracy: dict | None = None
-    sources: list[str] = field(default_factory=list)
 
     @property
     def seq_per_s(self) -> float | None:
@@ -384,7 +385,6 @@ class Night:
 class Series:
     id: str
     key: dict
-    subject: str
     nights: list[Night]
 
     @property
@@ -417,13 +417,12 @@ def group_series(records: list[dict]) -> list[Series]:
     commit pooled: several GPUs of one kind the same night are one night's observation)."""
     series: dict[str, Series] = {}
     for r in records:
-        s = series.setdefault(r["series"], Series(r["series"], r["key"], r["subject"], []))
+        s = series.setdefault(r["series"], Series(r["series"], r["key"], []))
         night = next((n for n in s.nights if (n.label, n.commit) == (r["night"], r.get("commit"))), None)
         if night is None:
             night = Night(r["night"], r.get("commit"), r["time"], r["key"].get("batch_size"))
             s.nights.append(night)
         night.time = min(night.time, r["time"], key=datetime.fromisoformat)
-        night.sources.append(r["source"]["path"])
         perf = r.get("perf") or {}
         night.samples_s += perf.get("samples_s") or []
         if perf.get("p50_ms"):

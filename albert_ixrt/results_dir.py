@@ -96,10 +96,7 @@ def _dead_here(m: re.Match | None) -> bool:
     and a process that no longer exists; anything else is left alone (another host: we cannot tell)."""
     if not m or m["host"] != HOST_TAG:
         return False
-    try:
-        return not pid_alive(int(m["pid"]))
-    except (OverflowError, ValueError):  # a pid no kernel gives: not provably dead, leave it
-        return False
+    return not pid_alive(int(m["pid"]))
 
 
 def _files_under(folder: Path) -> list[str]:
@@ -400,8 +397,7 @@ class ResultsDir:
     Attributes once entered: ``destination`` (this run's final folder), ``staging``, ``started``
     (UTC, the moment in the folder's name), ``previous_run`` (the newest finished run before this
     one, a ``RunEntry``, or None), ``recovered`` (one line per thing finished or removed for killed
-    runs, and the move of an old-layout run), ``previous`` (always empty: no run removes files of
-    another; kept for callers of the earlier swap)."""
+    runs, and the move of an old-layout run)."""
 
     def __init__(self, out: str | os.PathLike, option: str = "--out", *, subject: str | None = None):
         self.out = Path(out)
@@ -412,7 +408,6 @@ class ResultsDir:
         self.started: _dt.datetime | None = None
         self.previous_run: RunEntry | None = None
         self.recovered: list[str] = []
-        self.previous: set[str] = set()
         self._tag = ""
         self._lock = None
         self._made: list[Path] = []

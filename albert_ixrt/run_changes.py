@@ -13,12 +13,11 @@ with real weights; anything else is said in words, never shown as a number.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import replace
 from pathlib import Path
 
-from .runs import REPORT, STAGING_PREFIX, RunEntry, is_run_record, run_entry
+from .runs import REPORT, STAGING_PREFIX, RunEntry, read_record, run_entry
 
 #: EM / F1 keys of the reference's metric, in metrics.json "scores" and schema 2's figures.accuracy.
 EM_KEY, F1_KEY = "bytemlperf_exact_match", "bytemlperf_f1"
@@ -40,11 +39,8 @@ def runs_under(folder: str | os.PathLike) -> list[RunEntry]:
         dirs[:] = [d for d in dirs if not d.startswith(STAGING_PREFIX)]
         records += [Path(root) / REPORT] if REPORT in files else []
     for record_path in sorted(records):
-        try:
-            data = json.loads(record_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError):
-            continue
-        if is_run_record(data):
+        data = read_record(record_path.parent)
+        if data is not None:
             entry = run_entry(record_path.parent, data)
             if record_path.parent == folder and folder.is_symlink():  # `report DIR/latest`: the run's own name
                 entry = replace(run_entry(folder.resolve(), data), folder=folder)

@@ -118,6 +118,18 @@ def test_sweep_removes_only_partials_of_dead_writers(tmp_path):
     assert sweep_partials(tmp_path / "missing") == []
 
 
+def test_a_partial_naming_a_pid_no_kernel_gives_is_left_alone(tmp_path):
+    partial = tmp_path / f".model.onnx.{fileio.HOST_TAG}-99999999999-0123abcd.partial"   # os.kill: OverflowError
+    partial.write_bytes(b"x")
+    assert stale_partials(tmp_path) == [] and sweep_partials(tmp_path) == []
+    assert partial.exists()
+    pid = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                             text=True, check=True).stdout)     # exited and reaped
+    dead = tmp_path / f".model.onnx.{fileio.HOST_TAG}-{pid}-0123abcd.partial"
+    dead.write_bytes(b"x")
+    assert stale_partials(tmp_path) == [dead]                            # the same folder still sweeps a dead one
+
+
 KILLED_WRITER = """
 import sys, time
 from albert_ixrt.fileio import atomic_path

@@ -4,12 +4,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
+from datetime import datetime, timezone
 
 import pytest
 
 from albert_ixrt.cli import main
 from albert_ixrt.errors import InputFileError
-from albert_ixrt.history import (ACCURACY_METRICS, append_records, group_series, load_history, records_from,
+from albert_ixrt.runs import parse_started
+from albert_ixrt.history import (ACCURACY_METRICS, parse_time, append_records, group_series, load_history, records_from,
                                  series_id)
 
 from history_nights import FIXTURES, PERF_JSON, REPORT_V2, RUN_V1, benchmark_nights, commit, report_nights
@@ -66,8 +69,24 @@ def test_an_old_run_folder_is_read_directly_and_through_its_latest_entry(tmp_pat
     (tmp_path / "linked" / "latest").symlink_to(tmp_path / "runs" / "night-1")
     (tmp_path / "named").mkdir()
     (tmp_path / "named" / "latest").write_text("../runs/night-1\n")
-    for folder in ("linked", "named"):
+    (tmp_path / "no-links").mkdir()                   # where links cannot be made, results_dir writes LATEST
+    (tmp_path / "no-links" / "LATEST").write_text("../runs/night-1\n")
+    for folder in ("linked", "named", "no-links"):
         assert [r["series"] for r in records_from(tmp_path / folder)] == [r["series"] for r in direct]
+
+
+def test_an_old_record_in_this_hosts_zone_lands_on_the_night_the_run_list_gives_it(monkeypatch):
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    try:
+        moment = parse_time("2026-12-02 00:30:00 CET", "report.json")   # f22ec55 wrote local time
+        assert moment == parse_started("2026-12-02 00:30:00 CET") == \
+            datetime(2026, 12, 1, 23, 30, tzinfo=timezone.utc)
+        with pytest.raises(InputFileError, match="neither ISO 8601"):
+            parse_time("2026-12-02 00:30:00 PST", "report.json")          # a zone this host cannot place
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 def test_what_is_not_a_source_is_refused_in_one_line(tmp_path):
