@@ -20,10 +20,10 @@ from .options import MODEL_WEIGHT_FILES, TORCHSCRIPT_SUFFIXES  # noqa: F401  (on
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAMES = ("start_logits", "end_logits")
+#: The single-file weights of a hub checkpoint, hashed for the record (a sharded hub checkpoint's hash is
+#: "unknown"; a local directory's covers every shard: ``Checkpoint``).  Every weights file a model
+#: directory may hold is ``options.MODEL_WEIGHT_FILES`` (one list, read before torch is imported too).
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-#: Every weights file a model directory may hold, in transformers' order (one list, options.py: the path
-#: checks made before torch is imported read it too).
-WEIGHT_CANDIDATES = MODEL_WEIGHT_FILES
 INDEX_SUFFIX = ".index.json"
 #: A known-answer model's TorchScript archive carries this extra file (JSON, "kind": KNOWN_ANSWER).
 KNOWN_ANSWER = "known-answer"
@@ -178,9 +178,9 @@ class Checkpoint:
 
 
 def find_checkpoint(path: Path) -> Checkpoint | None:
-    """The first of ``WEIGHT_CANDIDATES`` in ``path`` (transformers' own order), None when there is
+    """The first of ``MODEL_WEIGHT_FILES`` in ``path`` (transformers' own order), None when there is
     none; an index that cannot be read, or names a shard that is not there, is one clear error."""
-    for name in WEIGHT_CANDIDATES:
+    for name in MODEL_WEIGHT_FILES:
         candidate = path / name
         if not candidate.is_file():
             continue
@@ -210,7 +210,7 @@ def _load_directory(path: Path, random_weights: bool, attn_implementation: str) 
     cfg_path = path / "config.json"
     if not cfg_path.is_file():
         raise AssetMissingError(f"model directory {path} has no config.json; a Hugging Face model directory "
-                                f"needs config.json and one of {', '.join(WEIGHT_CANDIDATES)}")
+                                f"needs config.json and one of {', '.join(MODEL_WEIGHT_FILES)}")
     cfg = _read_config(cfg_path)
     if random_weights:
         return LoadedModel(random_twin(cfg, attn_implementation=attn_implementation), str(path), "random", "random",
@@ -218,7 +218,7 @@ def _load_directory(path: Path, random_weights: bool, attn_implementation: str) 
     checkpoint = find_checkpoint(path)
     if checkpoint is None:
         raise AssetMissingError(
-            f"model directory {path} has config.json but no weights (looked for {', '.join(WEIGHT_CANDIDATES)}); "
+            f"model directory {path} has config.json but no weights (looked for {', '.join(MODEL_WEIGHT_FILES)}); "
             f"copy the checkpoint there (e.g. `hf download {DEFAULT_MODEL_ID} --local-dir {path}`), or pass "
             "--random-weights for the shape twin")
     from transformers import AlbertForQuestionAnswering

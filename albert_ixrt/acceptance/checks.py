@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from ..config import SQUAD_DEV_QUESTIONS
 from .plan import RUNNER_ITEM
-from .results import FAILED, NOT_JUDGED, PASSED, ItemResult, NotJudged, StepResult, classify, reason_of, status_of
+from .results import (FAILED, NOT_JUDGED, PASSED, ItemResult, NotJudged, StepResult, classify, reason_of, status_of,
+                      step_reason)
 
 #: The checks take the acceptance session (``session.Session``, which calls them: not imported here, so the
 #: session is the one module that knows both).
@@ -17,8 +18,7 @@ Session = "acceptance.session.Session"
 
 def _step(name: str, items: list[ItemResult], **kw) -> StepResult:
     status = status_of(items)
-    reason = "" if status == PASSED else next(i.message for i in items if i.status == status)
-    return StepResult(name, status, reason, items, **kw)
+    return StepResult(name, status, step_reason(items, status), items, **kw)
 
 
 def runner_label(session: Session) -> str:
@@ -49,10 +49,10 @@ def user_conversion(plan) -> tuple:
     "onnx": graph checks for the backend that runs it, its sha256 and size, its weights' precision."""
     from pathlib import Path
 
-    from ..fileio import sha256_file
     from ..graph_checks import check_graph
     from ..trt_api import graph_precision
     from .plan import ONNX_ITEM
+    from .subject import file_sha256        # hashed once per process: the record names the same hash
 
     path = Path(plan.subject.onnx)
     target = "onnxruntime" if plan.subject.backend == "onnxruntime" else "tensorrt"
@@ -60,8 +60,9 @@ def user_conversion(plan) -> tuple:
     import onnx
 
     nodes = len(onnx.load(str(path), load_external_data=False).graph.node)
-    entry = {"file": path.name, "sha256": sha256_file(path), "size_bytes": path.stat().st_size, "node_count": nodes,
-             "graph_check": report.to_dict(), "precision": graph_precision(path), "fused_ops": {}, "seconds": 0.0}
+    entry = {"file": path.name, "sha256": file_sha256(plan.subject.onnx), "size_bytes": path.stat().st_size,
+             "node_count": nodes, "graph_check": report.to_dict(), "precision": graph_precision(path),
+             "fused_ops": {}, "seconds": 0.0}
     return path.parent, {"stages": {ONNX_ITEM: entry}, "source": "the user's own ONNX file"}, \
         [f"{ONNX_ITEM} ({target}): {p}" for p in report.problems]
 
@@ -122,9 +123,11 @@ def equivalence_step(session: Session) -> StepResult:
     except Exception as exc:
         runner_failure = ItemResult(RUNNER_ITEM, classify(exc, session.plan), reason_of(exc))
     paths = stage_paths(manifest, out)
-    precisions = {name: entry["precision"] for name, entry in manifest["stages"].items() if "precision" in entry}
-    eq = compare_stages(reference, paths, feeds, candidates=candidates, weights=model.weights,
-                        precisions={k: "fp16" if v == "fp16" else "fp32" for k, v in precisions.items()})
+    # The tolerance each stage is judged by, decided once for the comparison and the layer locator: a graph
+    # whose weights are fp16 has fp16's, any other (fp32, or a user's "mixed" file) fp32's.
+    precisions = {name: "fp16" if entry["precision"] == "fp16" else "fp32"
+                  for name, entry in manifest["stages"].items() if "precision" in entry}
+    eq = compare_stages(reference, paths, feeds, candidates=candidates, weights=model.weights, precisions=precisions)
     drift = first_layers(session, eq, paths, feeds, precisions)
     items = []
     for name in session.plan.step("equivalence").items:
@@ -271,7 +274,7 @@ def perf_item(session: Session, name: str, timer) -> ItemResult:
     sample = {k: v[rows] for k, v in feed.items()}
     got = [t[rows] for t in timed[0]]
     check = element_check(list(reference.infer(sample)), got, [sample["attention_mask"]] * len(OUTPUT_NAMES),
-                          tolerance_for(session.plan.subject.precision))
+                          tolerance_for(runner.precision))    # the runner's own, as its equivalence row
     message = check.describe(f"outputs of the last timed call against torch fp32 (first {rows.stop} rows; feed 0: "
                              f"{OUTPUT_NAMES[0]}, feed 1: {OUTPUT_NAMES[1]})", session.plan.subject.backend)
     figures["timed_outputs_check"] = message

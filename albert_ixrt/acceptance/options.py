@@ -15,12 +15,11 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Iterable
 
+from ..assets import ENV_MODEL  # the variable naming the model under test when --model is not (both doors)
 from ..options import (BACKEND_PRECISIONS, BACKENDS, PRECISIONS, batch_sizes, input_file, model_arg, output_dir,
                        positive_int,
                        tokenizer_arg)
 
-#: The variable that names the model under test when --model is not given (both doors).
-ENV_MODEL = "ALBERT_IXRT_MODEL"
 RUN, PYTEST = "run", "pytest"
 BOTH = (RUN, PYTEST)
 #: Steps ``run --skip`` may leave out (each is then "not judged", and the run NOT SIGNED OFF).

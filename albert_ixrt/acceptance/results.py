@@ -10,9 +10,8 @@ from dataclasses import asdict, dataclass, field
 
 from ..errors import AlbertIxrtError, AssetMissingError, BackendUnavailable
 
+#: Statuses a step or item can have ("not requested": the door did not ask for it, a -m/-k selection).
 PASSED, FAILED, NOT_JUDGED = "passed", "failed", "not judged"
-#: Statuses a step or item can have; "not requested": the door did not ask for it (a -m/-k selection).
-STATUSES = (PASSED, FAILED, NOT_JUDGED)
 
 SIGNED_OFF, NOT_SIGNED_OFF, FAILED_VERDICT = "SIGNED OFF", "NOT SIGNED OFF", "FAILED"
 
@@ -65,6 +64,11 @@ def status_of(items: list[ItemResult]) -> str:
     if FAILED in statuses:
         return FAILED
     return NOT_JUDGED if NOT_JUDGED in statuses or not items else PASSED
+
+
+def step_reason(items: list[ItemResult], status: str) -> str:
+    """Why a step is not passed: the message of its first item with the step's status."""
+    return "" if status == PASSED else next((i.message for i in items if i.status == status), "")
 
 
 @dataclass(frozen=True)

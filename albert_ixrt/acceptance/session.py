@@ -22,7 +22,7 @@ from ..errors import AlbertIxrtError
 from ..options import TORCHSCRIPT_SUFFIXES
 from .plan import PARTS, RUNNER_ITEM, Plan
 from .results import (FAILED, NOT_JUDGED, PASSED, CannotJudge, Checked, ItemResult, NotJudged, StepResult, Verdict,  # noqa: F401 (re-exported)
-                      classify, reason_of, sign_off, status_of)
+                      classify, reason_of, sign_off, status_of, step_reason)
 
 
 class _Broken:
@@ -90,8 +90,8 @@ class Session:
                             use_cache=d.use_cache, workers=d.workers)
 
     def _build_conversion(self):
-        from ..export import convert, graph_problems
-        from ..loaders import conversion_dir
+        from ..export import graph_problems
+        from ..loaders import converted
 
         if self.plan.subject.onnx:
             from .checks import user_conversion
@@ -99,8 +99,7 @@ class Session:
             return user_conversion(self.plan)
         model = self.artefact("subject").model
         self.say(f"converting {model.name} (each stage cached by content hash)")
-        out = conversion_dir(model)
-        manifest = convert(model, out, progress=self.progress is not None)
+        out, manifest = converted(model, progress=self.progress is not None)
         return out, manifest, graph_problems(manifest)
 
     def _build_runner(self):
@@ -152,11 +151,12 @@ class Session:
         subject = self.artefact("subject")
         examples = load_squad(subject.squad)
         by_length = sorted({ex.context: ex for ex in examples}.values(), key=lambda ex: len(ex.context))
-        short = build_features(by_length[:8], subject.tokenizer, progress=False)
+        plan = self.plan.feeds.equivalence     # (batch, what): the batches the engine profile covers
+        short = build_features(by_length[:max(b for b, _ in plan)], subject.tokenizer, progress=False)
         full = [f for f in build_features(by_length[-1:], subject.tokenizer, progress=False)
                 if f.length == len(f.input_ids)]
-        parts = [SquadFeeds(short[:1], 1), SquadFeeds((full or short)[:1], 1), SquadFeeds(short[:8], 8)]
-        return list(ChainedFeeds(*parts))
+        windows = {"short": short, "full window": full or short, "padded": short}
+        return list(ChainedFeeds(*(SquadFeeds(windows[what][:batch], batch) for batch, what in plan)))
 
     def _build_perf_features(self):
         from ..squad.data import load_squad
@@ -232,8 +232,7 @@ class Session:
             result.seconds += time.perf_counter() - began
         result.items = [i for i in result.items if i.name != name] + [item]
         result.status = status_of(result.items)
-        result.reason = "" if result.status == PASSED else next(
-            (i.message for i in result.items if i.status != PASSED), "")
+        result.reason = step_reason(result.items, result.status)
         return item
 
     def time_items(self, timer) -> StepResult:

@@ -77,8 +77,10 @@ def suite_identity() -> dict:
     return ident
 
 
+@functools.lru_cache(maxsize=8)
 def gpu_identity(device: str) -> dict:
-    """The GPU behind ``device`` and the driver (None on the CPU, or when nothing answers)."""
+    """The GPU behind ``device`` and the driver (None on the CPU, or when nothing answers); asked once per
+    process (every acceptance test's JUnit properties carry it)."""
     if not str(device).startswith("cuda"):
         return {"gpu": None, "driver": None}
     out: dict = {"gpu": None, "driver": None}

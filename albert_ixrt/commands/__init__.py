@@ -30,7 +30,7 @@ def reference_model_default() -> str:
     plan's decision: acceptance/plan.py named_model.)"""
     import os
 
-    from ..acceptance.options import ENV_MODEL
+    from ..assets import ENV_MODEL
     from ..config import DEFAULT_MODEL_ID
 
     return os.environ.get(ENV_MODEL) or DEFAULT_MODEL_ID

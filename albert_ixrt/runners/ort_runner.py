@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import CACHE_DIR, FP16_GRAPH_MIN_SHARE
+from ..config import CACHE_DIR
 from ..errors import BackendUnavailable, InputFileError
 from ..onnx_graph import load_onnx
 from ..fileio import atomic_path, sha256_file
 from ..model import INPUT_NAMES, OUTPUT_NAMES
-from ..trt_api import graph_float_share
+from ..trt_api import graph_precision
 from .base import Feed, Runner, check_feed, register
 
 log = logging.getLogger(__name__)
@@ -70,10 +70,10 @@ def choose_providers(provider: str, available: list[str]) -> list[str]:
 
 
 def graph_float_type(onnx_path: str | os.PathLike) -> str:
-    """"fp16" when at least ``FP16_GRAPH_MIN_SHARE`` of the graph's float constants are 16-bit
-    (``trt_api.graph_float_share``: weights, Constant nodes and ConstantOfShape fills, by element;
-    the rule engines are judged by too), else "fp32" (weights not loaded)."""
-    return "fp16" if graph_float_share(onnx_path)["fp16_share"] >= FP16_GRAPH_MIN_SHARE else "fp32"
+    """"fp16" when ``trt_api.graph_precision`` (the rule engines are judged by: at least
+    ``config.FP16_GRAPH_MIN_SHARE`` of the float constants 16-bit, by element) says so, else "fp32"
+    (a "mixed" graph too; weights not loaded)."""
+    return "fp16" if graph_precision(onnx_path) == "fp16" else "fp32"
 
 
 def int8_path_for(onnx_path: Path, source_sha256: str) -> Path:

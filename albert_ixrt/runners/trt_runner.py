@@ -327,7 +327,7 @@ class TensorRTRunner(Runner):
 
 
 def _factory(flavour: str):
-    def make(onnx_path=None, precision: str | None = "fp16", profile: ShapeProfile | None = None, cache_dir=None,
+    def make(onnx_path=None, precision: str | None = None, profile: ShapeProfile | None = None, cache_dir=None,
              plugin_path: str | None = None, device: str = "auto", library: TrtLibrary | None = None,
              tf32: bool = False, plan=None, **_ignored) -> TensorRTRunner:
         if plan is not None:   # a prebuilt plan: precision None = read from the engine
@@ -335,8 +335,8 @@ def _factory(flavour: str):
                                             device=device, library=library)
         if onnx_path is None:
             raise BackendUnavailable(flavour, "needs an ONNX file (onnx_path) or a prebuilt plan (plan)")
-        return TensorRTRunner(onnx_path, precision=precision, flavour=flavour, profile=profile, cache_dir=cache_dir,
-                              plugin_path=plugin_path, device=device, library=library, tf32=tf32)
+        return TensorRTRunner(onnx_path, precision=precision or "fp16", flavour=flavour, profile=profile,
+                              cache_dir=cache_dir, plugin_path=plugin_path, device=device, library=library, tf32=tf32)
     return make
 
 
