@@ -24,11 +24,6 @@ import pytest
 from .acceptance.options import PYTEST, Opt, add_options, offered
 from .errors import AlbertIxrtError
 
-#: Name the plugin is registered under: the module's own (the rootdir conftest asks for it by name).
-PLUGIN_NAME = __name__
-#: The acceptance modules: the package that holds them (``--pyargs albert_ixrt.acceptance``).
-ACCEPTANCE_PACKAGE = "albert_ixrt.acceptance"
-
 MARKERS = {
     "albert_check": "albert_check(step, *items): the acceptance check this test asserts (albert_ixrt/acceptance)",
     "conversion": "acceptance: the subject's graphs and runner against torch fp32 (albert_ixrt/acceptance)",
@@ -38,7 +33,6 @@ MARKERS = {
     "gpu": "needs a CUDA GPU (skips without one unless --require-gpu)",
     "slow": "minutes, not seconds, on a 2-core CPU",
 }
-PARTS = ("conversion", "accuracy", "perf")
 
 
 def namespaced(opt: Opt | str) -> str:
@@ -122,7 +116,6 @@ def pytest_load_initial_conftests(early_config, parser, args):
 # ---------------------------------------------------------------------------------------------
 # Configure: the plan, made once; a usage error before collection
 # ---------------------------------------------------------------------------------------------
-PLAN_KEY = pytest.StashKey[object]()
 DOOR_KEY = pytest.StashKey[object]()
 
 
@@ -149,11 +142,14 @@ def pytest_configure(config):
         if options.albert_report and distributed(config):
             raise AlbertIxrtError("--albert-report needs one pytest process (the record is written from the one "
                                   "session): add -p no:xdist")
+        if options.albert_report:       # before any work, as run checks --out: not found out at the end
+            from .results_dir import check_results_dir
+
+            check_results_dir(options.albert_report, "--albert-report")
     except AlbertIxrtError as exc:
         if this_suite(config):
             raise pytest.UsageError(f"albert-ixrt: {exc}") from None
         return  # another project's run: the albert-ixrt fixtures say it if they are ever used
-    config.stash[PLAN_KEY] = plan
     config.stash[DOOR_KEY] = PytestDoor(config, plan, distributed=distributed(config))
     if this_suite(config):
         from .parallel import pin_worker_gpu

@@ -9,19 +9,19 @@ line and record ``albert-ixrt run`` writes.
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
 import pytest
 
 from ..errors import AlbertIxrtError
-from .plan import PARTS, Plan
+from .plan import PARTS, STEP_PART, Plan
 from .results import FAILED, NOT_JUDGED, PASSED, Checked, sign_off
 from .session import Session, subject_reasons
 
 #: pytest -m markers of the acceptance parts, and the marker an acceptance test names its check with.
 CHECK_MARKER = "albert_check"
-STEP_PART = {step: part for part, steps in PARTS.items() for step in steps}
 #: Why perf cannot be judged under pytest-xdist: pytest-benchmark disables itself there, and parallel workers
 #: would time each other.
 XDIST_PERF_REASON = ("perf tests need a serial run: pytest-benchmark disables itself under pytest-xdist and "
@@ -69,7 +69,7 @@ class PytestDoor:
         reporter = self.config.pluginmanager.getplugin("terminalreporter")
         if reporter is None:
             return
-        with capture.global_and_fixture_disabled() if capture else _nothing():
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
             reporter.write_line(f"albert-ixrt: {text}")
 
     def header_lines(self) -> list[str]:
@@ -84,10 +84,18 @@ class PytestDoor:
     # -- collection and outcomes ---------------------------------------------------------------
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, config, items):
+        kept, absent = [], []
         for item in items:
             found = check_of(item)
+            if found and not isinstance(found[1], str):
+                absent.append(item)       # the plan has no item of this kind (--engine: no converted stage)
+                continue
             if found:
                 self.requested[item.nodeid] = (STEP_PART[found[0]], found[1])
+            kept.append(item)
+        if absent:                        # nothing to judge there: deselected, never a green "empty parameter set"
+            config.hook.pytest_deselected(items=absent)
+            items[:] = kept
 
     def pytest_runtest_logreport(self, report):
         props = dict(report.user_properties)
@@ -265,14 +273,6 @@ def _reason(report) -> str:
     return lines[-1][:300] if lines else report.outcome
 
 
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
 class _ProgressStream:
     """A file-like target for progress bars that writes to the real terminal while pytest captures."""
 
@@ -281,7 +281,7 @@ class _ProgressStream:
 
     def write(self, text: str) -> int:
         capture = self.door.config.pluginmanager.getplugin("capturemanager")
-        with capture.global_and_fixture_disabled() if capture else _nothing():
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
             sys.stderr.write(text)
         return len(text)
 

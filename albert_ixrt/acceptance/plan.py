@@ -28,6 +28,8 @@ SUBJECT_OPTIONS = ("model", "onnx", "engine", "random-weights", "backend", "prec
 
 #: The acceptance parts, the steps each consists of, and the markers pytest selects them by.
 PARTS = {"conversion": ("convert", "equivalence"), "accuracy": ("evaluate", "thresholds"), "perf": ("perf",)}
+#: The part each step belongs to.
+STEP_PART = {step: part for part, steps in PARTS.items() for step in steps}
 STEP_ORDER = ("load", "features", "convert", "equivalence", "evaluate", "thresholds", "perf", "report")
 STAGES = tuple(STAGE_FILES)
 #: The runner under test's own row of the equivalence step (an engine's: the engine itself).
@@ -294,13 +296,12 @@ def step_plans(options: Options, feeds: FeedPlan, subject: SubjectPlan) -> tuple
     convert, equivalence = conversion_items(subject)
     items = {"convert": convert, "equivalence": equivalence, "thresholds": THRESHOLD_ITEMS,
              "perf": feeds.perf_items()}
-    part_of = {step: part for part, steps in PARTS.items() for step in steps}
     out = []
     for name in STEP_ORDER:
         skipped = "left out with --skip" if name in options.skip else None
         if name == "equivalence" and "convert" in options.skip and not skipped:
             skipped = "needs the convert step, left out with --skip"
-        out.append(StepPlan(name, part_of.get(name), tuple(items.get(name, ())), skipped))
+        out.append(StepPlan(name, STEP_PART.get(name), tuple(items.get(name, ())), skipped))
     return tuple(out)
 
 

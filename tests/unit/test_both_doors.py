@@ -3,7 +3,8 @@ are two doors onto one session, so on every subject their sign-off records (run'
 --albert-report) must carry the same verdict line, the same status of every item and the same headline
 figures (equivalence errors, EM/F1, the timed outputs' check; timings differ run to run and are left out).
 Subjects: the tiny self-test; the albert-base twin on onnxruntime fp32; known-answer models on both sides
-of the thresholds; the tiny model as an emulated TensorRT 11.4 fp16 engine.  Slow: each subject runs twice."""
+of the thresholds; the tiny model as an emulated TensorRT 11.4 fp16 engine; the user's own ONNX file (good
+and broken) and engine plan.  Slow: each subject runs twice."""
 from __future__ import annotations
 
 import json
@@ -64,6 +65,7 @@ def assert_same(run_rec, pytest_rec, parts, same_request: bool = True):
     """Equal items and figures of ``parts``, and the same verdict; the same verdict line too when both doors
     were asked for the same parts (run --skip X is "not judged", pytest -m leaving X out "not asked for")."""
     a, b = headline(run_rec, parts), headline(pytest_rec, parts)
+    assert a["items"], "no item of these parts in run's record: nothing was compared"
     assert a["items"] == b["items"]
     assert a["figures"] == b["figures"]
     assert a["verdict"] == b["verdict"]
@@ -112,3 +114,44 @@ def test_an_emulated_tensorrt_fp16_engine(tmp_path):
     assert_same(run, test, {"conversion", "perf", "accuracy"})
     assert run["subject"]["emulated"] and run["title"].startswith("EMULATED ENGINE")
     assert "a stand-in for tests, not the engine to ship" in run["verdict"]["line"]
+
+
+def _users_onnx(tmp_path: Path, scale: float) -> Path:
+    """The tiny model's own fused graph as the user's file; ``scale`` != 1 breaks it (its largest weight)."""
+    import numpy as np
+    import onnx
+
+    from albert_ixrt.loaders import converted
+    from albert_ixrt.model import load_model
+
+    folder, manifest = converted(load_model("tiny"), progress=False)
+    graph = onnx.load(str(folder / manifest["stages"]["fused"]["file"]))
+    big = max(graph.graph.initializer, key=lambda t: np.prod(t.dims))
+    big.CopyFrom(onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(big) * scale, big.name))
+    onnx.save(graph, str(tmp_path / "mine.onnx"))
+    return tmp_path / "mine.onnx"
+
+
+@pytest.mark.parametrize("scale,verdict", [(1.0, "NOT SIGNED OFF"), (3.0, "FAILED")])
+def test_the_users_own_onnx_file(tmp_path, scale, verdict):
+    args = ["--model", "tiny", "--onnx", str(_users_onnx(tmp_path, scale)), "--backend", "onnxruntime"]
+    run, test, rc_run, rc_test = both_doors(tmp_path, args, "conversion or perf or accuracy")
+    assert rc_run == rc_test == (0 if verdict != "FAILED" else 1)
+    assert_same(run, test, {"conversion", "perf", "accuracy"})
+    assert run["verdict"]["status"] == verdict
+    assert {("convert", "onnx"), ("equivalence", "onnx"), ("equivalence", "runner")} <= set(headline(test, {
+        "conversion"})["items"])
+
+
+def test_the_users_own_engine_plan(tmp_path):
+    built = _through("11.4", [sys.executable, "-m", "albert_ixrt.cli", "run", "--backend", "tensorrt", "--precision",
+                              "fp16", "--skip", "perf", "--quiet", "--out", str(tmp_path / "build")], tmp_path)
+    assert built.returncode == 0, built.stderr[-2000:]
+    engine = json.loads((tmp_path / "build" / "latest" / "report.json").read_text())["runner"]["engine"]
+    plan = tmp_path / "mine.plan"
+    plan.write_bytes(Path(engine).read_bytes())
+    args = ["--model", "tiny", "--engine", str(plan), "--backend", "tensorrt"]
+    run, test, rc_run, rc_test = both_doors(tmp_path, args, "conversion or perf or accuracy", gen="11.4")
+    assert rc_run == rc_test == 0
+    assert_same(run, test, {"conversion", "perf", "accuracy"})
+    assert {("convert", "plan"), ("equivalence", "runner")} <= set(headline(test, {"conversion"})["items"])

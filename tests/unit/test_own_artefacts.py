@@ -62,6 +62,21 @@ def test_a_users_artefact_is_refused_in_one_line_before_any_work(tmp_path, optio
     assert good.subject.named and good.subject.describe().startswith(f"ONNX file {files['good']} on onnxruntime")
 
 
+def test_the_pytest_door_collects_the_users_onnx_as_the_items_it_judges(tmp_path):
+    """From a folder outside the checkout, `pytest --pyargs albert_ixrt.acceptance --onnx FILE` collects one
+    test per item the session judges for that file (its graph checks, its equivalence, the runner): none
+    parametrized over nothing, which pytest would skip green as an "empty parameter set"."""
+    good = qa_graph(tmp_path / "good.onnx")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+                           "--pyargs", "albert_ixrt.acceptance", "-m", "conversion", "--collect-only", "--model",
+                           "tiny", "--onnx", str(good), "--backend", "onnxruntime"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300, env=child_env(ALBERT_IXRT_MODEL=None))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    collected = [line.split("::", 1)[1] for line in proc.stdout.splitlines() if "::" in line]
+    assert collected == ["test_graph_checks[onnx]", "test_stage_matches_torch_fp32[onnx]",
+                         "test_runner_under_test_matches_torch_fp32[runner]"]
+
+
 def _run(tmp_path: Path, *argv, gen: str | None = None) -> tuple[subprocess.CompletedProcess, dict]:
     prefix = [sys.executable, str(EMULATED), gen, "--"] if gen else []
     out = tmp_path / "r"

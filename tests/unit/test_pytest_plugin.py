@@ -36,6 +36,21 @@ def _pytest(*args, cwd=ROOT, timeout=300, env=None) -> subprocess.CompletedProce
                           cwd=cwd, capture_output=True, text=True, env=env or _env(), timeout=timeout)
 
 
+def test_a_record_folder_that_cannot_take_the_record_is_a_usage_error_before_any_test(tmp_path):
+    """--albert-report is checked as run checks --out, before collection: a user's own ``latest`` there would
+    otherwise refuse the record only at the end of the run."""
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "latest").write_text("my notes\n")
+    p = _pytest("--pyargs", "albert_ixrt.acceptance", "-m", "conversion", "--collect-only",
+                f"--albert-report={tmp_path / 'mine'}", cwd=tmp_path, timeout=120)
+    assert p.returncode == 4, p.stdout + p.stderr
+    assert "--albert-report" in p.stderr and "is not a link that an albert-ixrt run made" in p.stderr
+    assert (tmp_path / "mine" / "latest").read_text() == "my notes\n"
+    ok = _pytest("--pyargs", "albert_ixrt.acceptance", "-m", "conversion", "--collect-only",
+                 f"--albert-report={tmp_path / 'new'}", cwd=tmp_path, timeout=120)
+    assert ok.returncode == 0 and "test_graph_checks" in ok.stdout, ok.stdout + ok.stderr
+
+
 @pytest.mark.parametrize("args,env,needle", [
     (["--backend", "nosuch"], {}, "argument --backend: invalid choice: 'nosuch'"),
     (["--backend", "tensorrt", "--precision", "bf16"], {}, "choose one of fp32, fp16"),
