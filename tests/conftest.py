@@ -6,7 +6,6 @@ helpers in tests/support (``child_env``, ``trt_standin``) are importable from ev
 """
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -79,19 +78,3 @@ def twin_model(twin_config_path):
     from albert_ixrt.model import load_model
 
     return load_model(twin_config_path, random_weights=True)
-
-
-@pytest.fixture(scope="session")
-def real_model(request):
-    """The real fine-tuned model (or a known-answer model, which the accuracy suite judges the same
-    way), or a skip (a failure under --strict-assets) saying what is missing."""
-    from albert_ixrt.model import load_model
-
-    spec = option(request.config, "model") or os.environ.get("ALBERT_IXRT_MODEL")
-    try:
-        model = load_model(spec or assets.DEFAULT_MODEL_ID, offline=None if spec else True)
-    except assets.AssetMissingError as exc:
-        skip_or_fail(request, f"real weights not found: {exc}", strict_option="--strict-assets")
-    if model.weights not in ("real", "known-answer"):
-        skip_or_fail(request, f"{model.name} has random weights", strict_option="--strict-assets")
-    return model

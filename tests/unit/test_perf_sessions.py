@@ -34,6 +34,31 @@ def test_a_session_timing_beside_another_says_so_and_one_alone_does_not():
     assert "another albert-ixrt perf session is timing on this machine now" in beside.figures["timed_beside"]
 
 
+def test_timed_outputs_off_torch_fail_the_item_and_no_timings_leave_it_not_judged():
+    """A configuration that breaks the numerics cannot post a throughput: the timed call's outputs (here
+    shifted by 1.0) are judged against torch fp32; a timer that took no rounds judges nothing."""
+    with Session(make_plan(Options(perf_batch_sizes=(1,)))) as session:
+        runner = session.artefact("runner")
+
+        class Shifted:
+            precision = runner.precision
+
+            def infer(self, feed):
+                return [out + 1.0 for out in runner.infer(feed)]
+
+            def describe(self):
+                return runner.describe()
+
+        good = session.perf_item("b1x384", loop_timer)
+        session._built["runner"] = Shifted()
+        bad = session.perf_item("b1x384", loop_timer)
+        session._built["runner"] = runner
+        untimed = session.perf_item("b1x384", lambda call, rounds, warmup: [])
+    assert good.status == "passed" and "against torch fp32" in good.message
+    assert bad.status == "failed" and "against torch fp32" in bad.message and "beyond atol" in bad.message
+    assert untimed.status == "not judged" and "--benchmark-disable" in untimed.message
+
+
 def test_a_benchmark_cut_off_before_its_first_round_is_dropped_and_the_finished_ones_kept():
     """pytest-benchmark keeps one Metadata per benchmark (its rounds in .stats.data); one cut off by Ctrl-C
     has none, and its min() would end the run in a traceback."""

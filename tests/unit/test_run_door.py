@@ -102,6 +102,7 @@ def test_a_step_that_raises_is_recorded_with_its_traceback_and_exits_1(tmp_path,
     steps = {s["name"]: s for s in rec["steps"]}
     assert steps["evaluate"]["status"] == "failed" and steps["evaluate"]["reason"] == "RuntimeError: planted failure"
     assert "Traceback" in steps["evaluate"]["detail"]["traceback"]
+    assert steps["load"]["status"] == steps["features"]["status"] == "passed"      # the other steps still ran
     assert rec["verdict"]["status"] == "FAILED" and "Traceback" not in r["stderr"]
 
 

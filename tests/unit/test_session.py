@@ -42,6 +42,22 @@ def test_an_artefact_is_built_once_and_its_failure_is_kept(monkeypatch):
     assert calls == [1]
 
 
+@pytest.mark.parametrize("planted", [False, True], ids=["clean", "planted-graph-problem"])
+def test_a_stage_with_a_graph_problem_fails_its_graph_check_and_only_that_stage(planted, monkeypatch):
+    import albert_ixrt.export as export
+
+    if planted:
+        real = export.graph_problems
+        monkeypatch.setattr(export, "graph_problems",
+                            lambda manifest: [*real(manifest), "fused (onnxruntime): planted: an op it cannot run"])
+    with Session(make_plan(Options(model="tiny"))) as session:
+        step = session.step("convert")
+    statuses = {i.name: i.status for i in step.items}
+    assert statuses["simplified"] == "passed" and step.item("fused").status == ("failed" if planted else "passed")
+    assert (step.status, "planted: an op it cannot run" in step.item("fused").message) == \
+        (("failed", True) if planted else ("passed", False))
+
+
 @pytest.mark.parametrize("planted", [False, True], ids=["fp16-graph", "planted-fp32-graph"])
 def test_an_fp16_subjects_runner_runs_the_fp16_graph(planted, monkeypatch):
     """onnxruntime fp16: the runner under test must run model.fused.fp16.onnx; a planted bug handing it the

@@ -4,7 +4,7 @@ something asked for was not judged, never run, or the subject itself cannot be s
 check failed.  Never the word PASSED alone."""
 from __future__ import annotations
 
-from albert_ixrt.acceptance.results import (FAILED, NOT_JUDGED, PASSED, Checked, ItemResult, sign_off,
+from albert_ixrt.acceptance.results import (FAILED, NOT_JUDGED, PASSED, Checked, ItemResult, sign_off, step_reason,
                                             status_of)
 
 ALL = ["conversion", "accuracy", "perf"]
@@ -57,3 +57,11 @@ def test_a_steps_status_follows_its_items():
     assert status_of(items) == NOT_JUDGED
     assert status_of(items + [ItemResult("c", FAILED, "")]) == FAILED
     assert status_of(items[:1]) == PASSED and status_of([]) == NOT_JUDGED
+
+
+def test_a_step_gives_the_reason_of_its_first_item_with_the_steps_own_status():
+    items = [ItemResult("b1x384", PASSED, "PASS: fine"), ItemResult("b16x384", NOT_JUDGED, "no timings"),
+             ItemResult("bucketed-128", FAILED, "FAIL: outputs over tolerance")]
+    assert step_reason(items, status_of(items)) == "FAIL: outputs over tolerance"     # not the earlier not-judged
+    assert step_reason(items[:2], status_of(items[:2])) == "no timings"
+    assert step_reason(items[:1], status_of(items[:1])) == "" and step_reason([], NOT_JUDGED) == ""
