@@ -110,6 +110,16 @@ class TensorInfo:
         return {"mode": "input" if self.is_input else "output", "dtype": self.dtype.name, "shape": list(self.shape)}
 
 
+def numpy_dtype(trt, name: str, dtype) -> np.dtype:
+    """The numpy type of an engine tensor (``trt.nptype``); one numpy has none of (bfloat16, fp8: nptype
+    raises TypeError) is refused naming the tensor, as its bytes could not be read back."""
+    try:
+        return np.dtype(trt.nptype(dtype))
+    except (TypeError, KeyError):
+        raise PlanRefused(f"engine tensor {name!r} is {dtype}, which numpy cannot hold: the suite reads and "
+                          f"compares outputs as numpy arrays; build the engine with float16 or float32 I/O") from None
+
+
 def engine_tensors(trt, engine, api: TrtApi) -> dict[str, TensorInfo]:
     """Every I/O tensor of ``engine``, read with the calls ``api`` names (tensor names, TensorRT >= 8.5;
     else binding indices)."""
@@ -118,13 +128,13 @@ def engine_tensors(trt, engine, api: TrtApi) -> dict[str, TensorInfo]:
         for i in range(engine.num_io_tensors):
             name = engine.get_tensor_name(i)
             out[name] = TensorInfo(name, engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT,
-                                   np.dtype(trt.nptype(engine.get_tensor_dtype(name))),
+                                   numpy_dtype(trt, name, engine.get_tensor_dtype(name)),
                                    tuple(int(d) for d in engine.get_tensor_shape(name)), i)
     else:
         for i in range(engine.num_bindings):
             name = engine.get_binding_name(i)
             out[name] = TensorInfo(name, bool(engine.binding_is_input(i)),
-                                   np.dtype(trt.nptype(engine.get_binding_dtype(i))),
+                                   numpy_dtype(trt, name, engine.get_binding_dtype(i)),
                                    tuple(int(d) for d in engine.get_binding_shape(i)), i)
     return out
 
@@ -212,10 +222,10 @@ def runner_profile(shapes: dict[str, tuple], plan) -> ShapeProfile:
 
 
 def plan_precision(tensors: dict[str, TensorInfo], stated: str | None, plan) -> tuple[str, str]:
-    """(precision, how it is known): fp16 / bf16 from the outputs' type; float32 outputs do not tell,
-    so the caller's statement, or "unknown".  A statement the outputs contradict is refused."""
+    """(precision, how it is known): fp16 from the outputs' type; float32 outputs do not tell, so the
+    caller's statement, or "unknown".  A statement the outputs contradict is refused."""
     types = {tensors[n].dtype.name for n in OUTPUT_NAMES}
-    read = {"float16": "fp16", "bfloat16": "bf16"}.get(types.pop()) if len(types) == 1 else None
+    read = {"float16": "fp16"}.get(types.pop()) if len(types) == 1 else None
     if read and stated and stated != read:
         raise PlanRefused(f"{plan}: precision {stated} stated, but the engine's outputs are {read}")
     if read:

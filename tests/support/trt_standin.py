@@ -678,8 +678,11 @@ def _behaviours(trt, st: State, gen: Generation) -> dict:
         st.calls.append(("init_plugins", namespace))
         return True
 
-    def nptype(trt_type):
-        return _NP[trt.DataType(trt_type).name]
+    def nptype(trt_type):   # as tensorrt.nptype: TypeError for a type numpy has no equivalent of (BF16, FP8)
+        name = trt.DataType(trt_type).name
+        if name not in _NP:
+            raise TypeError("Could not resolve TensorRT datatype to an equivalent numpy datatype.")
+        return _NP[name]
 
     return {"Logger": Logger, "ILogger": Logger, "Dims": Dims, "INetworkDefinition": INetworkDefinition,
             "IOptimizationProfile": IOptimizationProfile, "IBuilderConfig": IBuilderConfig, "Builder": Builder,

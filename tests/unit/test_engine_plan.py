@@ -115,6 +115,31 @@ def test_a_plan_that_is_not_the_qa_interface_is_refused_naming_the_tensor(label,
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("output_type", ["FLOAT", "BF16"])
+def test_an_engine_tensor_numpy_cannot_hold_is_refused_naming_it(output_type):
+    """tensorrt.nptype raises TypeError for BF16 / FP8: a plan with such I/O is one line, not a traceback."""
+    from types import SimpleNamespace
+
+    from albert_ixrt.engine_plan import engine_tensors
+
+    def nptype(t):
+        if t not in ("FLOAT", "INT32"):
+            raise TypeError("Could not resolve TensorRT datatype to an equivalent numpy datatype.")
+        return {"FLOAT": np.float32, "INT32": np.int32}[t]
+
+    names, types = ["input_ids", "start_logits"], {"input_ids": "INT32", "start_logits": output_type}
+    trt = SimpleNamespace(nptype=nptype, TensorIOMode=SimpleNamespace(INPUT="input"))
+    engine = SimpleNamespace(num_io_tensors=2, get_tensor_name=names.__getitem__, get_tensor_dtype=types.get,
+                             get_tensor_mode=lambda n: "input" if n == "input_ids" else "output",
+                             get_tensor_shape=lambda n: (-1, -1))
+    api = SimpleNamespace(uses_tensor_addresses=True)
+    if output_type == "FLOAT":
+        assert engine_tensors(trt, engine, api)["start_logits"].dtype == np.float32
+    else:
+        with pytest.raises(PlanRefused, match="engine tensor 'start_logits' is BF16, which numpy cannot hold"):
+            engine_tensors(trt, engine, api)
+
+
 def test_qa_io_problems_name_type_and_rank():
     from albert_ixrt.engine_plan import TensorInfo, qa_io_problem
 
