@@ -16,7 +16,7 @@ from pathlib import Path
 from .config import DEFAULT_MODEL_ID
 from .errors import AssetMissingError, InputFileError
 from .fileio import sha256_file, sha256_json
-from .options import MODEL_WEIGHT_FILES, TORCHSCRIPT_SUFFIXES  # noqa: F401  (one list each: checked without torch)
+from .options import MODEL_WEIGHT_FILES, TORCHSCRIPT_SUFFIXES, looks_like_hub_id  # noqa: F401  (checked without torch)
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAMES = ("start_logits", "end_logits")
@@ -152,7 +152,7 @@ def load_model(spec: str | os.PathLike = DEFAULT_MODEL_ID, *, random_weights: bo
                            sha256_json([cfg, RANDOM_SEED]), cfg)
     if path.is_dir():
         return _load_directory(path, random_weights, attn_implementation)
-    if path.exists() or spec_str.startswith((".", "/")) or spec_str.count("/") != 1:
+    if not looks_like_hub_id(spec_str):
         raise AssetMissingError(
             f"model {spec_str!r} is neither a hub id (owner/name), a model directory, a TorchScript file "
             f"({', '.join(TORCHSCRIPT_SUFFIXES)}) nor a config.json")

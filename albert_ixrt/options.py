@@ -200,11 +200,16 @@ def check_model_dir(option: str, p: Path, *, random_weights: bool = False) -> No
                               f"{', '.join(MODEL_WEIGHT_FILES)}); add --random-weights for the seeded shape twin")
 
 
+def looks_like_hub_id(spec: str) -> bool:
+    """``owner/name`` that is not a path here: how every reader of --model tells a hub id from a path."""
+    return spec.count("/") == 1 and not spec.startswith((".", "/", "~")) and not Path(spec).exists()
+
+
 def check_model_spec(option: str, spec: str, *, random_weights: bool = False) -> None:
     """A model the user named must be findable as what it looks like, before any model is loaded: a
     TorchScript file or config.json that exists (config.json only with --random-weights), a
-    directory, a hub id (owner/name), or "tiny".  Whether a hub id's weights are reachable is the
-    loader's question (a skip, or a failure under --strict-assets), not a usage error."""
+    directory, a hub id (owner/name), or "tiny".  Whether a hub id is reachable is asked later: offline,
+    of the local cache before any test (``acceptance.plan.hub_id_unreachable``); online, by the loader."""
     p = Path(spec)
     if spec == "tiny":
         return
@@ -219,7 +224,7 @@ def check_model_spec(option: str, spec: str, *, random_weights: bool = False) ->
             raise AlbertIxrtError(f"{option} {spec}: a config.json holds no weights; add --random-weights for the "
                                   "seeded shape twin, or give a model directory")
         return
-    if p.exists() or spec.startswith((".", "/", "~")) or spec.count("/") != 1:
+    if not looks_like_hub_id(spec):
         raise AlbertIxrtError(f"{option} {spec}: not found; give a hub id (owner/name), a model directory, a "
                               f"TorchScript file ({', '.join(TORCHSCRIPT_SUFFIXES)}), a config.json or tiny")
 

@@ -17,7 +17,7 @@ from ..engine_input import ENGINE_BACKENDS
 from ..errors import AlbertIxrtError, BackendUnavailable
 from ..export import STAGE_FILES
 from ..options import (TORCHSCRIPT_SUFFIXES, check_backend_precision, check_device, check_input_file,
-                       check_model_spec, check_tokenizer)
+                       check_model_spec, check_tokenizer, looks_like_hub_id)
 from .options import ENV_MODEL, RUN, Options
 
 #: The built-in self-test model: what a session judges when no subject is named.
@@ -176,7 +176,7 @@ def hub_id_unreachable(option: str, spec: str) -> None:
     usage error before any test (online, whether the hub has it is the loader's question)."""
     from ..model import is_offline
 
-    if Path(spec).exists() or spec.count("/") != 1 or not is_offline():
+    if not looks_like_hub_id(spec) or not is_offline():
         return
     try:
         from huggingface_hub import try_to_load_from_cache
