@@ -154,6 +154,20 @@ def test_a_damaged_line_is_refused_by_number_and_the_file_is_unchanged(tmp_path,
         assert history.read_bytes() == damaged
 
 
+@pytest.mark.parametrize("schema", [1, 99])
+def test_a_record_of_a_newer_history_schema_is_refused_by_its_line(tmp_path, schema):
+    history = tmp_path / "history.jsonl"
+    append_records(history, records_from(benchmark_nights(tmp_path / "n", [1.0])[0]))
+    newer = {**load_history(history)[0], "history_schema": schema, "night": "another"}
+    with history.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(newer) + "\n")
+    if schema == 1:
+        assert len(load_history(history)) == 3
+    else:
+        with pytest.raises(InputFileError, match="line 3: history_schema 99 is newer than this albert-ixrt reads"):
+            load_history(history)
+
+
 def test_a_write_that_fails_part_way_is_cut_back_to_the_old_length(tmp_path, monkeypatch):
     history = tmp_path / "history.jsonl"
     nights = benchmark_nights(tmp_path / "n", [1.0, 1.0])

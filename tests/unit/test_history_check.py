@@ -1,6 +1,8 @@
 """albert_ixrt.history_check on synthesised nights of real records: every verdict shown both ways."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from albert_ixrt.config import HISTORY_ACCURACY_DROP_POINTS, REFERENCE_F1_BYTEMLPERF
@@ -121,6 +123,48 @@ def test_a_figure_under_the_acceptance_threshold_is_always_flagged(tmp_path, f1,
     assert v.flagged is flagged and exit_code(results) == int(flagged)
     if flagged:
         assert "below the acceptance threshold 87.57" in v.rule and (v.first_bad, v.last_good) == (0, None)
+
+
+@pytest.mark.parametrize("baseline_questions, flagged", [(10570, True), (500, False)])
+def test_nights_scored_on_other_questions_are_not_compared(tmp_path, baseline_questions, flagged):
+    """A 0.3-point F1 drop against nights of the same 10,570 questions is flagged; against nights scored on
+    500 (a --limit run) there is nothing to compare with."""
+    accuracy = [{"f1": 90.2, "questions": baseline_questions}] * 7 + [{"f1": 89.9, "questions": 10570}]
+    results = _judged(report_nights(tmp_path, quiet(8), accuracy))
+    v = _accuracy(results, "F1 (official)")
+    assert v.flagged is flagged and exit_code(results) == int(flagged)
+
+
+@pytest.mark.parametrize("weights", ["real", "known-answer"])
+def test_a_known_answer_model_is_held_to_its_drops_not_to_the_thresholds(tmp_path, weights):
+    """A known-answer model designed below the threshold (EM 72.69) is not flagged for it; a real model is.
+    A drop of the known-answer model's figure is flagged all the same."""
+    steady = report_nights(tmp_path / "steady", [1.0, 1.0], [{"bytemlperf_exact_match": 72.69}] * 2,
+                           subject={"weights": weights})
+    v = _accuracy(_judged(steady), "EM (ByteMLPerf-compatible)")
+    assert v.flagged is (weights == "real")
+    dropped = report_nights(tmp_path / "dropped", [1.0, 1.0], [{"bytemlperf_exact_match": 72.69},
+                                                                {"bytemlperf_exact_match": 72.0}],
+                            subject={"weights": weights})
+    assert _accuracy(_judged(dropped), "EM (ByteMLPerf-compatible)").flagged
+
+
+@pytest.mark.parametrize("same_commit", [False, True])
+def test_the_hint_names_the_commits_or_says_the_code_did_not_change(tmp_path, same_commit):
+    paths = report_nights(tmp_path, [*quiet(10), 1.2, 1.2])
+    if same_commit:                                                   # the slow nights ran the last good commit
+        for path in paths[-2:]:
+            night = json.loads(path.read_text())
+            night["suite"]["commit"] = commit(9)
+            path.write_text(json.dumps(night))
+    lines = [x for x in regression_lines(_judged(paths)) if PERF_METRIC in x]
+    assert len(lines) == 2                                            # both shapes of the report slowed down
+    for line in lines:
+        if same_commit:
+            assert "same commit on both nights: the machine or its software changed, not the code" in line
+            assert "git log" not in line
+        else:
+            assert f"suspects: git log {commit(9)[:12]}..{commit(10)[:12]}" in line
 
 
 def test_random_weights_accuracy_is_not_judged():
