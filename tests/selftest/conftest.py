@@ -1,6 +1,6 @@
 """Self-tests of the suite's machinery (tiny/twin models, planted faults, stand-ins, fakes): they
 run in the default suite and in CI, and never under ``-m conversion|perf|accuracy``, which select
-the acceptance modules judging the subject under test (tests/conversion, tests/perf, tests/accuracy)."""
+the acceptance modules judging the subject under test (albert_ixrt/acceptance)."""
 from __future__ import annotations
 
 import os

@@ -63,7 +63,7 @@ def test_missing_tensorrt_is_reported_before_any_conversion(tiny_model, monkeypa
     monkeypatch.setattr(loaders, "converted", no_conversion)
     try:
         import tensorrt  # noqa: F401
-        pytest.skip("TensorRT is installed here: nothing to report")
+        pytest.skip("TensorRT is installed here: the missing-TensorRT message cannot be shown")
     except ImportError:
         pass
     with pytest.raises(BackendUnavailable, match="tensorrt"):

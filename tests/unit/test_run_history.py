@@ -16,6 +16,7 @@ import pytest
 from albert_ixrt.results_dir import KILL_AT_ENV
 from albert_ixrt.runs import latest_run, list_runs
 
+from child_env import child_env
 from rd_helpers import snapshot  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -25,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def run(out, *extra, env=None, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "albert_ixrt.cli", "run", "--profile", "tiny", "--quiet", "--out",
                            str(out), *extra], capture_output=True, text=True, timeout=600, cwd=cwd,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+                          env=child_env(ALBERT_IXRT_MODEL=None, PYTHONPATH=str(ROOT), **(env or {})))
 
 
 def files(folder: Path) -> set[str]:
