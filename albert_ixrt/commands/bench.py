@@ -107,10 +107,10 @@ def build_runner(args, model, batch_sizes=(1, 16), seq_lens=(384,)):
         kw = {"device": args.device, "intra_op_threads": args.threads,
               "graph_optimization_level": args.graph_optimization_level}
     else:
-        from ..engine import ShapeProfile
+        from ..loaders import engine_options
 
         kw = {"cache_dir": args.engine_cache, "plugin_path": args.plugin,
-              "profile": ShapeProfile.for_feeds(batch_sizes, max(seq_lens))}
+              **engine_options(args.backend, batch_sizes, max(seq_lens))}
     return make_runner(args.backend, model, precision_of(args), args.onnx, **kw)
 
 
