@@ -302,6 +302,19 @@ def load_torchscript(path: Path) -> LoadedModel:
     return LoadedModel(TorchScriptQA(module), str(path), "torchscript", weights, sha256_file(path), config)
 
 
+def archive_kind(path: str | os.PathLike) -> str | None:
+    """The "kind" of an albert-ixrt TorchScript archive's label, read from its zip directory without torch;
+    None for a plain exported model, a file that is no archive, or a label the loader refuses."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            labels = [n for n in archive.namelist() if n.endswith(f"/extra/{KNOWN_ANSWER_EXTRA_FILE}")]
+            return _archive_kind(Path(path), archive.read(labels[0])) if labels else None
+    except (OSError, zipfile.BadZipFile, InputFileError):
+        return None
+
+
 def _archive_kind(path: Path, text: str | bytes) -> str | None:
     """The "kind" of an albert-ixrt TorchScript label (absent: None, a plain exported model)."""
     if not text:

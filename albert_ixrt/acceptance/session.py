@@ -279,29 +279,17 @@ class Session:
 def subject_reasons(plan: Plan, emulated: str | None) -> list[str]:
     """Why a subject can never be signed off, whatever its checks say: the built-in self-test model, or
     an engine of the test suite's TensorRT stand-in (``emulated``: its label)."""
+    from ..model import KNOWN_ANSWER, archive_kind
+
     reasons = []
     if plan.subject.self_test:
         reasons.append("self-test only: the built-in tiny random-weight model" + (
             "" if plan.subject.named else " (no subject named: --model or $ALBERT_IXRT_MODEL)"))
     if emulated:
         reasons.append(f"the engine is {emulated}, a stand-in for tests, not the engine to ship")
-    if plan.subject.model.endswith(TORCHSCRIPT_SUFFIXES) and known_answer_archive(plan.subject.model):
+    if plan.subject.model.endswith(TORCHSCRIPT_SUFFIXES) and archive_kind(plan.subject.model) == KNOWN_ANSWER:
         reasons.append("a known-answer model: it proves the accuracy gate's verdict, not any model's accuracy")
     return reasons
-
-
-def known_answer_archive(path: str) -> bool:
-    """Is ``path`` a known-answer model (its TorchScript archive carries the albert-ixrt label)?  Read from
-    the zip directory, without torch."""
-    import zipfile
-
-    from ..model import KNOWN_ANSWER_EXTRA_FILE
-
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return any(name.endswith(f"/extra/{KNOWN_ANSWER_EXTRA_FILE}") for name in archive.namelist())
-    except (OSError, zipfile.BadZipFile):
-        return False
 
 
 def _now() -> str:

@@ -159,3 +159,24 @@ def test_the_reference_is_evaluated_only_when_the_ratio_needs_it(tmp_path, monke
     with pytest.raises(NotJudged):
         judge(weights="random", precision="bf16")
     assert calls == [1]
+
+
+@pytest.mark.parametrize("label, reason", [({"kind": "known-answer"}, True), ({"kind": "exported"}, False),
+                                           (None, False)])
+def test_only_a_known_answer_archive_is_named_as_one_in_the_verdict(tmp_path, label, reason):
+    """The sign-off names a known-answer model (it proves the gate, not a model's accuracy) by the label's
+    kind, the rule the loader reads it by; a plain TorchScript file, or another label, is not one."""
+    import json
+    import zipfile
+
+    from albert_ixrt.acceptance.session import subject_reasons
+    from albert_ixrt.model import KNOWN_ANSWER_EXTRA_FILE, archive_kind
+
+    path = tmp_path / "m.pt"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("m/data.pkl", b"")
+        if label is not None:
+            archive.writestr(f"m/extra/{KNOWN_ANSWER_EXTRA_FILE}", json.dumps(label))
+    plan = SimpleNamespace(subject=SimpleNamespace(self_test=False, named=True, model=str(path)))
+    assert archive_kind(path) == (label or {}).get("kind")
+    assert any("a known-answer model" in r for r in subject_reasons(plan, None)) is reason
