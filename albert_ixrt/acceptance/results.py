@@ -135,10 +135,10 @@ def _short(reason: str) -> str:
 
 def _by_reason(items: list[Checked]) -> list[str]:
     """"accuracy bytemlperf_exact_match, bytemlperf_f1: random weights ...": items of one part that share a
-    reason, said once."""
-    groups: dict[tuple[str, str], list[str]] = {}
+    reason, said once, each name once (a stage's graph check and its equivalence are both "conversion X")."""
+    groups: dict[tuple[str, str], dict[str, None]] = {}
     for c in items:
-        groups.setdefault((c.part, c.reason), []).append(c.name)
+        groups.setdefault((c.part, c.reason), {})[c.name] = None
     return [f"{part} {', '.join(names)} not judged: {_short(reason)}" for (part, reason), names in groups.items()]
 
 

@@ -65,3 +65,9 @@ def test_a_step_gives_the_reason_of_its_first_item_with_the_steps_own_status():
     assert step_reason(items, status_of(items)) == "FAIL: outputs over tolerance"     # not the earlier not-judged
     assert step_reason(items[:2], status_of(items[:2])) == "no timings"
     assert step_reason(items[:1], status_of(items[:1])) == "" and step_reason([], NOT_JUDGED) == ""
+
+
+def test_a_stage_left_out_of_both_conversion_steps_is_named_once():
+    skipped = [Checked("conversion", name, NOT_JUDGED, "left out with --skip") for name in ("fused", "runner")]
+    v = sign_off(GOOD + skipped + skipped[:1], subject="m", requested=ALL)   # "fused": graph check and equivalence
+    assert "conversion fused, runner not judged: left out with --skip" in v.line and v.line.count("fused") == 1
