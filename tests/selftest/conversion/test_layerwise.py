@@ -161,7 +161,8 @@ def test_cli_bad_input_is_one_line_exit_2(argv, needle, tmp_path, capsys, monkey
     assert not (tmp_path / "lw.json").exists()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here: the missing-TensorRT message cannot be shown")
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None,
+                    reason="TensorRT is installed here: the missing-TensorRT message cannot be shown")
 @pytest.mark.parametrize("backend", ["tensorrt", "ixrt"])
 def test_cli_tensorrt_without_tensorrt_is_one_line(tiny_converted, tmp_path, capsys, backend):
     out, manifest = tiny_converted
