@@ -46,9 +46,7 @@ def test_a_record_folder_that_cannot_take_the_record_is_a_usage_error_before_any
     assert p.returncode == 4, p.stdout + p.stderr
     assert "--albert-report" in p.stderr and "is not a link that an albert-ixrt run made" in p.stderr
     assert (tmp_path / "mine" / "latest").read_text() == "my notes\n"
-    ok = _pytest("--pyargs", "albert_ixrt.acceptance", "-m", "conversion", "--collect-only",
-                 f"--albert-report={tmp_path / 'new'}", cwd=tmp_path, timeout=120)
-    assert ok.returncode == 0 and "test_graph_checks" in ok.stdout, ok.stdout + ok.stderr
+    # the other way (a folder that takes the record): the sign-off record test below writes one there
 
 
 @pytest.mark.parametrize("args,env,needle", [
